@@ -1,0 +1,160 @@
+"""The `samuel-live` command: generate, render, serve, send, schema, devices, prepare, train."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from samuel_live.errors import SamuelError
+
+log = logging.getLogger("samuel_live")
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="checkpoint (.safetensors beside .json); default: starter")
+    p.add_argument("--codec-path", help="Stable Audio Open checkpoint, for 'sao' models")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--sampler", help="ddpm | ddim | dpmpp_2m (default: the model's)")
+    p.add_argument("--steps", type=int, help="model evaluations (ddpm: 800 = the paper)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--post", default="default", help="post-processing preset (clean = none)")
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24)
+
+
+def _settings(args: argparse.Namespace, defaults: dict):
+    from samuel_live.settings import GenerateSettings
+
+    return GenerateSettings(
+        sampler=args.sampler or defaults.get("sampler", "dpmpp_2m"),
+        steps=args.steps or defaults.get("steps", 25),
+        cfg=args.cfg if args.cfg is not None else defaults.get("cfg", 3.0),
+        seed=args.seed,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from samuel_live.audio.io import read_audio, write_audio_atomic, write_json_atomic
+    from samuel_live.config import PostSection
+    from samuel_live.pipeline import Accompanist
+    from samuel_live.post.chain import build_chain
+
+    t0 = time.monotonic()
+    vocal = read_audio(args.vocal)
+    sr = 44100
+    start = int(round(args.start * sr)) if args.start else 0
+    stop = start + int(round(args.duration * sr)) if args.duration else vocal.shape[1]
+    if start >= vocal.shape[1]:
+        raise SamuelError(f"--start {args.start} s is past the end of {args.vocal}")
+    vocal = vocal[:, start:stop]
+    acc = Accompanist.load(args.model, args.device, args.codec_path)
+    settings = _settings(args, acc.info().get("sampler_defaults", {}))
+    t_load = time.monotonic()
+    with tqdm(total=1, desc="generate", unit="step", disable=args.quiet) as bar:
+
+        def progress(i: int, n: int) -> None:
+            bar.total = n
+            bar.n = i
+            bar.refresh()
+
+        audio = acc.accompany(vocal, settings, progress=progress)
+    t_model = time.monotonic()
+    chain = build_chain(PostSection(preset=args.post))
+    audio = chain.process(audio)
+    t_post = time.monotonic()
+    out = write_audio_atomic(args.output, audio, bit_depth=args.bit_depth)
+    sidecar = {
+        "source": str(Path(args.vocal).resolve()),
+        "start_s": start / sr,
+        "duration_s": audio.shape[1] / sr,
+        "samples": int(audio.shape[1]),
+        "settings": settings.__dict__,
+        "post": chain.describe(),
+        "model": acc.info(),
+        "timings_s": {"load": t_load - t0, "model": t_model - t_load, "post": t_post - t_model,
+                      "total": time.monotonic() - t0},
+    }
+    write_json_atomic(out.with_suffix(out.suffix + ".json"), sidecar)
+    print(f"{out}  ({audio.shape[1] / sr:.2f} s, model {t_model - t_load:.2f} s)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from samuel_live.train.trainer import load_train_config, train_from_config
+
+    cfg = load_train_config(args.config, args.set)
+    res = train_from_config(cfg, resume=args.resume)
+    print(f"step {res.step}: train {res.train_loss:.4f}, val {res.val_loss:.4f} "
+          f"(best {res.best_val_loss:.4f}), {res.seconds:.0f} s -> {res.checkpoint}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from samuel_live.pipeline import STARTER_MODEL
+
+    folder = STARTER_MODEL.parent
+    found = sorted(folder.glob("*.safetensors"))
+    if not found:
+        print(f"no models installed in {folder}")
+        return 1
+    for p in found:
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samuel-live", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="accompany a vocal file, write the accompaniment")
+    g.add_argument("vocal")
+    g.add_argument("-o", "--output", required=True, help="output .wav or .flac")
+    g.add_argument("--start", type=float, default=0.0, help="seconds into the file")
+    g.add_argument("--duration", type=float, help="seconds to use (default: to the end)")
+    g.add_argument("-q", "--quiet", action="store_true")
+    _add_sampling(g)
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="train a model on prepared shards")
+    t.add_argument("config", nargs="?", help="TOML with [train] and [model] tables")
+    t.add_argument("--set", action="append", default=[], help="override: key=value")
+    t.add_argument("--resume", action="store_true", help="continue from out/train_state.pt")
+    t.set_defaults(func=cmd_train)
+
+    m = sub.add_parser("models", help="list installed models")
+    m.set_defaults(func=cmd_models)
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands whose modules live in other layers (engine, OSC, training data)."""
+    for register in _REGISTRARS:
+        register(sub)
+
+
+_REGISTRARS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SamuelError as exc:
+        print(f"samuel-live: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

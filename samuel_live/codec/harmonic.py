@@ -1,0 +1,145 @@
+"""A fixed DSP codec: 64 semitone band magnitudes (C2..D#7) in, additive resynthesis out.
+
+It needs no weights, runs in well under a second per 47.55 s window on one CPU core and gives
+the rest of the system (training, engine, OSC) a real codec to work with when the Stable Audio
+Open VAE is not installed. The latent is pitch content only: timbre, noise and stereo are lost.
+
+Analysis is constant-Q: band ``b`` uses a Hann window of about 33.6 periods, the shortest
+window whose main lobe ends on the neighbouring semitones (C2 needs ~0.51 s), but never shorter
+than two hops so every input sample reaches a frame. It runs on a 4x decimated signal (11025 Hz,
+well above the top band's 2489 Hz), so all 64 bands and all frames are one matrix product.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+
+from samuel_live import HOP, LATENT_CHANNELS, SAMPLE_RATE
+from samuel_live.errors import CodecError
+
+LOWEST_MIDI = 36  # C2; the 64 bands end at MIDI 99 (D#7)
+FLOOR = 1e-4
+SILENCE = math.log(FLOOR)  # the latent value of a silent band
+
+_DECIMATE = 4
+_PERIODS_PER_WINDOW = 2.0 / (2.0 ** (1.0 / 12.0) - 1.0)  # Hann main-lobe half-width = 1 semitone
+_MIN_WINDOW = 2 * HOP
+
+
+def band_frequencies() -> np.ndarray:
+    """Centre frequency in Hz of each of the 64 semitone bands, MIDI 36 (C2) to 99 (D#7)."""
+    midi = np.arange(LOWEST_MIDI, LOWEST_MIDI + LATENT_CHANNELS, dtype=np.float64)
+    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+
+
+def _analysis_kernel() -> tuple[np.ndarray, int]:
+    """Windowed complex exponentials, one pair of columns per band, at the decimated rate.
+
+    Returns the (window_len, 128) float32 kernel [cos | sin] and its window length. Each band's
+    Hann window sits centred in the common length and is scaled so a sine of amplitude A at the
+    band frequency measures exactly A.
+    """
+    rate = SAMPLE_RATE / _DECIMATE
+    freqs = band_frequencies()
+    lengths = np.maximum(_PERIODS_PER_WINDOW * SAMPLE_RATE / freqs, _MIN_WINDOW) / _DECIMATE
+    size = int(2 * math.ceil(lengths.max() / 2)) + 1
+    t = np.arange(size) - size // 2
+    half = lengths[None, :] / 2.0
+    window = np.where(np.abs(t)[:, None] < half, 0.5 + 0.5 * np.cos(np.pi * t[:, None] / half), 0)
+    window *= 2.0 / window.sum(axis=0, keepdims=True)
+    phase = 2.0 * np.pi * freqs[None, :] * t[:, None] / rate
+    kernel = np.concatenate([window * np.cos(phase), window * np.sin(phase)], axis=1)
+    return kernel.astype(np.float32), size
+
+
+def _synthesis_tables() -> np.ndarray:
+    """(256, HOP) tables turning per-segment band coefficients into one hop of audio.
+
+    A segment runs from one frame centre to the next; amplitude ramps linearly across it, so
+    rows are [cos*(1-r); sin*(1-r); cos*r; sin*r] for r = j / HOP.
+    """
+    j = np.arange(HOP, dtype=np.float64)
+    ramp = j / HOP
+    phase = 2.0 * np.pi * band_frequencies()[:, None] * j[None, :] / SAMPLE_RATE
+    cos, sin = np.cos(phase), np.sin(phase)
+    tables = [cos * (1 - ramp), sin * (1 - ramp), cos * ramp, sin * ramp]
+    return np.concatenate(tables, axis=0).astype(np.float32)
+
+
+class HarmonicCodec:
+    """Semitone-band magnitude codec: (2, n) audio <-> (64, ceil(n / 2048)) log magnitudes.
+
+    Frame ``k`` describes the audio centred on sample ``k * 2048 + 1024``. The latent is
+    ``log(magnitude + 1e-4)``: silence is ``SILENCE``, and a steady sine of amplitude A at a
+    band's frequency encodes to ``log(A + 1e-4)`` in that band and decodes back to amplitude A.
+    """
+
+    name = "harmonic"
+    sample_rate = SAMPLE_RATE
+    hop = HOP
+    latent_channels = LATENT_CHANNELS
+
+    def __init__(self) -> None:
+        self._kernel, self._window = _analysis_kernel()
+        self._tables = _synthesis_tables()
+        self._omega = 2.0 * np.pi * band_frequencies() / SAMPLE_RATE
+
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """Band log-magnitudes of stereo audio (2, n) as a float32 tensor (64, ceil(n/2048))."""
+        mono = _mono(audio)
+        frames = -(-mono.shape[0] // HOP)
+        if frames == 0:
+            return torch.zeros(LATENT_CHANNELS, 0)
+        low = resample_poly(mono, 1, _DECIMATE).astype(np.float32)
+        step = HOP // _DECIMATE
+        centre = step // 2
+        pad_left = self._window // 2 - centre
+        pad_right = (frames - 1) * step + centre + self._window // 2 + 1 - low.shape[0]
+        padded = np.pad(low, (max(pad_left, 0), max(pad_right, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self._window)[::step][:frames]
+        spectra = np.ascontiguousarray(windows) @ self._kernel
+        magnitude = np.hypot(spectra[:, :LATENT_CHANNELS], spectra[:, LATENT_CHANNELS:])
+        return torch.from_numpy(np.log(magnitude.T + FLOOR).astype(np.float32))
+
+    def decode(self, latent: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Additive resynthesis: (64, F) -> (2, F*2048) or (B, 64, F) -> (B, 2, F*2048)."""
+        z = latent.detach().cpu().numpy() if isinstance(latent, torch.Tensor) else latent
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim not in (2, 3) or z.shape[-2] != LATENT_CHANNELS:
+            raise CodecError(
+                f"harmonic codec decodes latents shaped (64, frames) or (batch, 64, frames), "
+                f"got {tuple(z.shape)}"
+            )
+        if z.ndim == 2:
+            return self._decode_one(z)
+        return np.stack([self._decode_one(item) for item in z])
+
+    def _decode_one(self, z: np.ndarray) -> np.ndarray:
+        frames = z.shape[1]
+        amp = np.maximum(np.exp(z.astype(np.float64)) - FLOOR, 0.0).T
+        # Hold the edge amplitudes so segments run from centre(-1) to centre(frames).
+        amp = np.concatenate([amp[:1], amp, amp[-1:]], axis=0)
+        starts = (np.arange(frames + 1) - 1) * HOP + HOP // 2
+        phase = np.mod(np.outer(starts, self._omega), 2.0 * np.pi)
+        sin0, cos0 = np.sin(phase), np.cos(phase)
+        # sin(phi + w j) = sin(phi) cos(w j) + cos(phi) sin(w j)
+        coeffs = np.concatenate(
+            [amp[:-1] * sin0, amp[:-1] * cos0, amp[1:] * sin0, amp[1:] * cos0], axis=1
+        ).astype(np.float32)
+        signal = (coeffs @ self._tables).reshape(-1)
+        mono = signal[HOP // 2 : HOP // 2 + frames * HOP]
+        return np.stack([mono, mono])
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    """Mono mix of (channels, n) or (n,) audio as float32."""
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 1:
+        return x
+    if x.ndim != 2 or x.shape[0] > 16:
+        raise CodecError(f"expected audio shaped (channels, samples), got {x.shape}")
+    return x.mean(axis=0)

@@ -1,0 +1,76 @@
+"""The training objective: SNR-weighted MSE on v with per-example condition dropout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from samuel_live.diffusion.schedule import Schedule
+from samuel_live.errors import SamuelError
+
+if TYPE_CHECKING:
+    from samuel_live.model.unet import SamuelUNet
+
+WEIGHTINGS = ("snr", "min_snr", "none")
+
+
+def drop_mask(
+    batch: int,
+    p: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Bool [batch]: True where the vocal is dropped (replaced by the learned null)."""
+    u = torch.rand(batch, generator=generator, device=device)
+    return u < p
+
+
+def loss_weights(
+    schedule: Schedule, t: Tensor, weighting: str, min_snr_gamma: float = 5.0
+) -> Tensor:
+    """Per-example weights (float64) for the v-MSE at steps ``t``.
+
+    ``snr``: the paper's w = abar / (1 - abar), divided by its mean over all training steps.
+    The division changes only the scale (so the learning rate means the same as unweighted):
+    the optimum is the paper's. Nothing is clamped, so the objective stays the paper's; note
+    that it puts most weight on the least noisy steps (SNR ~1e4 at t = 0) and almost none
+    above t ~ 600. ``min_snr``: min(snr, gamma) / (snr + 1), Min-SNR-gamma for a v target
+    (Hang et al. 2023), the better-conditioned alternative. ``none``: plain v-MSE.
+    """
+    if weighting == "none":
+        return torch.ones(t.shape, dtype=torch.float64, device=t.device)
+    snr = schedule.snr(t)
+    if weighting == "snr":
+        all_t = torch.arange(schedule.steps, device=t.device)
+        return snr / schedule.snr(all_t).mean()
+    if weighting == "min_snr":
+        return snr.clamp(max=min_snr_gamma) / (snr + 1)
+    raise SamuelError(f"unknown loss weighting {weighting!r}; choose one of {WEIGHTINGS}")
+
+
+def diffusion_loss(
+    model: SamuelUNet,
+    x0: Tensor,
+    cond: Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    cond_drop: float = 0.1,
+    weighting: str = "snr",
+    min_snr_gamma: float = 5.0,
+) -> Tensor:
+    """Scalar loss for one batch of clean latents ``x0`` and vocal latents ``cond``."""
+    if not 0.0 <= cond_drop <= 1.0:
+        raise SamuelError(f"cond_drop must be between 0 and 1, got {cond_drop}")
+    batch, device = x0.shape[0], x0.device
+    t = torch.randint(0, schedule.steps, (batch,), generator=generator, device=device)
+    eps = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+    x_t = schedule.q_sample(x0, t, eps)
+    target = schedule.v_target(x0, eps, t)
+    cond_keep = ~drop_mask(batch, cond_drop, generator, device)
+    v = model(x_t, t, cond, cond_keep)
+    per_example = (v - target).pow(2).flatten(1).mean(dim=1)
+    weights = loss_weights(schedule, t, weighting, min_snr_gamma).to(per_example.dtype)
+    return (weights * per_example).mean()

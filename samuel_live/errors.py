@@ -1,0 +1,21 @@
+"""One error type per boundary: everything user-facing raises a SamuelError subclass."""
+
+
+class SamuelError(Exception):
+    """Base for errors whose message is meant for the user (CLI, OSC reply, log)."""
+
+
+class AudioInputError(SamuelError):
+    """Audio could not be read or has an unusable format."""
+
+
+class ModelError(SamuelError):
+    """A model or checkpoint is missing, corrupt, or does not match the codec."""
+
+
+class CodecError(SamuelError):
+    """A latent codec could not be loaded or used."""
+
+
+class JobCancelled(SamuelError):
+    """A generation job was cancelled by the user."""

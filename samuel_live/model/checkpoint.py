@@ -1,0 +1,169 @@
+"""Model checkpoints: ``NAME.safetensors`` (weights) beside ``NAME.json`` (everything else).
+
+The JSON records the model config, the codec id, the latent normalisation statistics (the
+reference code loses these, so its models cannot be used without the training set), the
+noise schedule and the sampler defaults. Loading refuses a model whose codec differs from the
+one the caller has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from samuel_live.errors import ModelError
+
+FORMAT = "samuel-live/1"
+
+
+@dataclass(frozen=True)
+class LatentStats:
+    """Per-channel mean/std of vocal and accompaniment latents (the model sees z-scores)."""
+
+    vocal_mean: tuple[float, ...]
+    vocal_std: tuple[float, ...]
+    accomp_mean: tuple[float, ...]
+    accomp_std: tuple[float, ...]
+
+    @classmethod
+    def identity(cls, channels: int = 64) -> LatentStats:
+        zeros, ones = (0.0,) * channels, (1.0,) * channels
+        return cls(zeros, ones, zeros, ones)
+
+    def _t(self, values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, 1)
+
+    def norm_vocal(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self._t(self.vocal_mean, z)) / self._t(self.vocal_std, z)
+
+    def norm_accomp(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self._t(self.accomp_mean, z)) / self._t(self.accomp_std, z)
+
+    def denorm_accomp(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self._t(self.accomp_std, z) + self._t(self.accomp_mean, z)
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything a checkpoint needs besides its weights."""
+
+    model: dict[str, Any]
+    codec: str
+    stats: LatentStats
+    schedule: dict[str, Any] = field(default_factory=lambda: {"kind": "cosine", "steps": 800})
+    sampler_defaults: dict[str, Any] = field(
+        default_factory=lambda: {"sampler": "dpmpp_2m", "steps": 25, "cfg": 3.0}
+    )
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format"] = FORMAT
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CheckpointMeta:
+        if d.get("format") != FORMAT:
+            raise ModelError(f"checkpoint format {d.get('format')!r} is not {FORMAT!r}")
+        stats = LatentStats(**{k: tuple(v) for k, v in d["stats"].items()})
+        return cls(
+            model=d["model"],
+            codec=d["codec"],
+            stats=stats,
+            schedule=d.get("schedule", {}),
+            sampler_defaults=d.get("sampler_defaults", {}),
+            training=d.get("training", {}),
+        )
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """(weights, meta) paths for ``X``, ``X.safetensors`` or ``X.json``."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        candidates = sorted(p.glob("*.safetensors"))
+        if len(candidates) != 1:
+            raise ModelError(
+                f"{p} must hold exactly one .safetensors model, found {len(candidates)}"
+            )
+        p = candidates[0]
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    meta: CheckpointMeta,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write weights (cast to ``dtype``) and meta atomically; returns the weights path."""
+    weights, meta_path = checkpoint_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state_dict.items()}
+    fd, tmp = tempfile.mkstemp(dir=weights.parent, prefix=f".{weights.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": FORMAT})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, weights)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _atomic_write_bytes(meta_path, json.dumps(meta.to_json(), indent=1).encode())
+    return weights
+
+
+def load_checkpoint(
+    path: str | Path, expect_codec: str | None = None
+) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Read weights (as float32) and meta; refuse a codec mismatch with a clear message."""
+    weights, meta_path = checkpoint_paths(path)
+    if not weights.is_file() or not meta_path.is_file():
+        raise ModelError(
+            f"no model at {weights} (+ {meta_path.name}); run `samuel-live models` to list the "
+            "installed ones or train one with `samuel-live train`"
+        )
+    try:
+        meta = CheckpointMeta.from_json(json.loads(meta_path.read_text()))
+        tensors = load_file(str(weights))
+    except ModelError:
+        raise
+    except Exception as exc:  # corrupt file: say which one
+        raise ModelError(f"cannot read checkpoint {weights}: {exc}") from exc
+    if expect_codec is not None and meta.codec != expect_codec:
+        raise ModelError(
+            f"model {weights.name} was trained on the {meta.codec!r} codec but {expect_codec!r} "
+            f"is loaded; use the {meta.codec!r} codec with this model"
+        )
+    return {k: v.float() for k, v in tensors.items()}, meta
+
+
+def file_hash(path: str | Path) -> str:
+    """Short SHA-256 of a weights file, recorded in every sidecar."""
+    h = hashlib.sha256()
+    with open(checkpoint_paths(path)[0], "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

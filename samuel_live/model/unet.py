@@ -1,0 +1,275 @@
+"""The SAMUeL U-Net: predicts v for accompaniment latents given aligned vocal latents.
+
+Levels (default): (64, T) -> (128, T/2) -> (256, T/4) -> (512, T/8), the last being the
+bottleneck. Each level has ResNet blocks with FiLM from the time embedding, optional soft
+alignment self-attention and optional vocal cross-attention; the vocal also enters at the
+input as an aligned additive stream (the "dual-stream" conditioning of the paper).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from samuel_live.diffusion.schedule import cosine_alphas_cumprod
+from samuel_live.errors import ModelError
+from samuel_live.model.attention import SoftAlignmentAttention, VocalCrossAttention, group_norm
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of :class:`SamuelUNet`; the defaults are the paper's model (~15.5M).
+
+    Attention at a level of width ``c`` uses ``heads`` heads and an inner width of
+    ``min(heads * head_dim, c)``: 8 x 64 at the 512-wide bottleneck, 8 x 8 at the 64-wide top.
+    Levels are indexed from 0 (full resolution) to ``len(widths) - 1`` (the bottleneck).
+    """
+
+    latent_channels: int = 64
+    cond_channels: int = 64
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    blocks_per_level: int = 1
+    heads: int = 8
+    head_dim: int = 64
+    local_window: int = 16
+    rope_base: float = 10000.0
+    time_dim: int = 512
+    time_mlp_mult: int = 4
+    attn_levels: tuple[int, ...] = (1, 2, 3)
+    cross_attn_levels: tuple[int, ...] = (1, 2, 3)
+    groups: int = 32
+    num_train_steps: int = 800
+    schedule_s: float = 0.008
+    cond_dim: int = 128
+    qkv_kernel: int = 3
+    mid_post_blocks: int = 1
+
+    def __post_init__(self) -> None:
+        if len(self.widths) < 2:
+            raise ModelError(f"widths needs at least two levels, got {self.widths}")
+        levels = range(len(self.widths))
+        for name in ("attn_levels", "cross_attn_levels"):
+            bad = [lv for lv in getattr(self, name) if lv not in levels]
+            if bad:
+                raise ModelError(f"{name} {bad} are not levels of widths {self.widths}")
+        for lv in set(self.attn_levels) | set(self.cross_attn_levels):
+            if self.inner(lv) % self.heads:
+                raise ModelError(
+                    f"attention width {self.inner(lv)} at level {lv} is not divisible by "
+                    f"{self.heads} heads; change widths or heads"
+                )
+
+    def inner(self, level: int) -> int:
+        """Attention inner width at ``level``."""
+        return min(self.heads * self.head_dim, self.widths[level])
+
+    @property
+    def frame_multiple(self) -> int:
+        """Sequence lengths must be a multiple of this (one halving per downsampler)."""
+        return 2 ** (len(self.widths) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelError(
+                f"model config has unknown keys {unknown}; the checkpoint was written by a "
+                "newer samuel-live, upgrade the package"
+            )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal embedding of integer steps, [B] -> [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None, :]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm, SiLU, conv k3, GroupNorm, FiLM(scale, shift), SiLU, conv k3, + skip."""
+
+    def __init__(self, c_in: int, c_out: int, time_dim: int, groups: int) -> None:
+        super().__init__()
+        self.norm1 = group_norm(c_in, groups)
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, padding=1)
+        self.norm2 = group_norm(c_out, groups)
+        self.film = nn.Linear(time_dim, 2 * c_out)
+        self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(temb)[:, :, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        return self.skip(x) + self.conv2(F.silu(h))
+
+
+class Stage(nn.Module):
+    """One level: ResNet blocks, soft alignment attention, vocal cross-attention, ResNet blocks.
+
+    ``post_blocks`` (bottleneck only, by default) adds ResNet blocks after the attention so the
+    attended features are mixed once more before upsampling.
+    """
+
+    def __init__(self, config: UNetConfig, level: int, c_in: int, post_blocks: int = 0) -> None:
+        super().__init__()
+        width, cfg = config.widths[level], config
+        self.blocks = nn.ModuleList(
+            ResBlock(c_in if i == 0 else width, width, cfg.time_dim, cfg.groups)
+            for i in range(cfg.blocks_per_level)
+        )
+        self.attn = (
+            SoftAlignmentAttention(
+                width,
+                cfg.heads,
+                cfg.inner(level),
+                groups=cfg.groups,
+                window=cfg.local_window,
+                rope_base=cfg.rope_base,
+                qkv_kernel=cfg.qkv_kernel,
+            )
+            if level in cfg.attn_levels
+            else None
+        )
+        self.cross = (
+            VocalCrossAttention(
+                width,
+                cfg.cond_dim,
+                cfg.heads,
+                cfg.inner(level),
+                groups=cfg.groups,
+                rope_base=cfg.rope_base,
+            )
+            if level in cfg.cross_attn_levels
+            else None
+        )
+        self.post = nn.ModuleList(
+            ResBlock(width, width, cfg.time_dim, cfg.groups) for _ in range(post_blocks)
+        )
+
+    def forward(self, h: Tensor, temb: Tensor, sqrt_abar: Tensor, vocal: Tensor) -> Tensor:
+        for block in self.blocks:
+            h = block(h, temb)
+        if self.attn is not None:
+            h = self.attn(h, sqrt_abar)
+        if self.cross is not None:
+            h = self.cross(h, vocal)
+        for block in self.post:
+            h = block(h, temb)
+        return h
+
+
+class VocalEncoder(nn.Module):
+    """Small conv encoder of the vocal latent, returning one feature map per level."""
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        d = config.cond_dim
+        self.stem = nn.Sequential(
+            nn.Conv1d(config.cond_channels, d, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv1d(d, d, 3, padding=1),
+        )
+        self.downs = nn.ModuleList(
+            nn.Conv1d(d, d, 4, stride=2, padding=1) for _ in range(len(config.widths) - 1)
+        )
+
+    def forward(self, cond: Tensor) -> list[Tensor]:
+        feats = [self.stem(cond)]
+        for down in self.downs:
+            feats.append(down(F.silu(feats[-1])))
+        return feats
+
+
+class SamuelUNet(nn.Module):
+    """v-prediction U-Net. ``forward(x, t, cond, cond_keep)`` -> v, all [B, 64, T].
+
+    Rows where ``cond_keep`` is False see a learned null vocal instead of ``cond``: that is the
+    unconditional branch classifier-free guidance trains (10% dropout) and queries at inference.
+    """
+
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or UNetConfig()
+        w = cfg.widths
+        abar = cosine_alphas_cumprod(cfg.num_train_steps, cfg.schedule_s)
+        self.register_buffer("alphas_cumprod", abar.float())
+        self.null_cond = nn.Parameter(torch.zeros(cfg.cond_channels))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(cfg.time_dim, cfg.time_dim * cfg.time_mlp_mult),
+            nn.SiLU(),
+            nn.Linear(cfg.time_dim * cfg.time_mlp_mult, cfg.time_dim),
+        )
+        self.vocal = VocalEncoder(cfg)
+        self.in_conv = nn.Conv1d(cfg.latent_channels, w[0], 3, padding=1)
+        self.vocal_in = nn.Conv1d(cfg.cond_dim, w[0], 1)
+        top = len(w) - 1
+        self.down_stages = nn.ModuleList(Stage(cfg, lv, w[lv]) for lv in range(top))
+        self.downsamplers = nn.ModuleList(
+            nn.Conv1d(w[lv], w[lv + 1], 4, stride=2, padding=1) for lv in range(top)
+        )
+        self.mid = Stage(cfg, top, w[top], post_blocks=cfg.mid_post_blocks)
+        self.upsamplers = nn.ModuleList(
+            nn.ConvTranspose1d(w[lv + 1], w[lv], 4, stride=2, padding=1) for lv in range(top)
+        )
+        self.up_stages = nn.ModuleList(Stage(cfg, lv, 2 * w[lv]) for lv in range(top))
+        self.out_norm = group_norm(w[0], cfg.groups)
+        self.out_conv = nn.Conv1d(w[0], cfg.latent_channels, 3, padding=1)
+        # Zero output: the untrained model predicts v = 0, a neutral start for training.
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    def mix_weights(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(w_global, w_local) the soft alignment attention uses at steps ``t``."""
+        return SoftAlignmentAttention.mix_weights(self.alphas_cumprod[t.long()].sqrt())
+
+    def _check(self, x: Tensor, t: Tensor, cond: Tensor, cond_keep: Tensor | None) -> None:
+        cfg = self.config
+        if x.dim() != 3 or x.shape[1] != cfg.latent_channels:
+            raise ModelError(f"x must be [B, {cfg.latent_channels}, T], got {tuple(x.shape)}")
+        if x.shape[-1] % cfg.frame_multiple:
+            raise ModelError(
+                f"sequence length {x.shape[-1]} is not a multiple of {cfg.frame_multiple}; "
+                "crop or pad the latent to a multiple of it"
+            )
+        expect = (x.shape[0], cfg.cond_channels, x.shape[-1])
+        if tuple(cond.shape) != expect:
+            raise ModelError(f"cond must be {expect} to match x, got {tuple(cond.shape)}")
+        if t.shape != (x.shape[0],):
+            raise ModelError(f"t must be [B] = [{x.shape[0]}], got {tuple(t.shape)}")
+        if cond_keep is not None and cond_keep.shape != (x.shape[0],):
+            raise ModelError(f"cond_keep must be [B], got {tuple(cond_keep.shape)}")
+
+    def forward(
+        self, x: Tensor, t: Tensor, cond: Tensor, cond_keep: Tensor | None = None
+    ) -> Tensor:
+        self._check(x, t, cond, cond_keep)
+        if cond_keep is not None:
+            null = self.null_cond.to(cond.dtype).view(1, -1, 1).expand_as(cond)
+            cond = torch.where(cond_keep.view(-1, 1, 1), cond, null)
+        t = t.long()
+        temb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(x.dtype))
+        sqrt_abar = self.alphas_cumprod[t].sqrt()
+        vocal = self.vocal(cond)
+        h = self.in_conv(x) + self.vocal_in(vocal[0])
+        skips = []
+        for lv, (stage, down) in enumerate(zip(self.down_stages, self.downsamplers, strict=True)):
+            h = stage(h, temb, sqrt_abar, vocal[lv])
+            skips.append(h)
+            h = down(h)
+        h = self.mid(h, temb, sqrt_abar, vocal[-1])
+        for lv in reversed(range(len(self.up_stages))):
+            h = torch.cat([self.upsamplers[lv](h), skips[lv]], dim=1)
+            h = self.up_stages[lv](h, temb, sqrt_abar, vocal[lv])
+        return self.out_conv(F.silu(self.out_norm(h)))

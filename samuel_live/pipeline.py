@@ -1,0 +1,210 @@
+"""Vocal in, accompaniment out: codec + model + sampler, for takes of any length.
+
+``Accompanist`` owns one loaded model and its codec. ``accompany`` encodes the vocal, samples
+the accompaniment latent window by window (each window after the first continues the one
+before: its overlapping frames are held to what was already generated, by inpainting), decodes
+and trims so the result is exactly as long as the take and sample-aligned with it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from samuel_live import LATENT_FRAMES, SAMPLE_RATE
+from samuel_live.codec import load_codec
+from samuel_live.codec.base import Codec
+from samuel_live.device import pick_device
+from samuel_live.diffusion.guidance import guided_model_fn
+from samuel_live.diffusion.samplers import Inpaint, sample
+from samuel_live.diffusion.schedule import Schedule
+from samuel_live.errors import AudioInputError, ModelError
+from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, file_hash, load_checkpoint
+from samuel_live.model.unet import SamuelUNet, UNetConfig
+from samuel_live.settings import GenerateSettings
+
+STARTER_MODEL = Path(__file__).parent / "models" / "starter.safetensors"
+Progress = Callable[[int, int], None]
+MIN_FRAMES = 32  # the U-Net downsamples by 8; very short takes are padded up to this
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model window over latent frames [start, end); ``held`` frames at its start are kept."""
+
+    start: int
+    end: int
+    held: int
+
+
+def plan_windows(frames: int, window: int = LATENT_FRAMES, overlap: int = 256) -> list[Window]:
+    """Cover ``frames`` latent frames with windows of at most ``window`` frames.
+
+    Consecutive windows overlap by ``overlap`` frames; each later window holds its overlap.
+    A take shorter than one window is one window, padded to a multiple of 8 frames.
+    """
+    if frames <= window:
+        return [Window(0, max(MIN_FRAMES, _round8(frames)), 0)]
+    if not 0 < overlap < window:
+        raise ModelError(f"overlap must be between 1 and {window - 1} frames, got {overlap}")
+    wins, start = [Window(0, window, 0)], window - overlap
+    while wins[-1].end < frames:
+        end = min(start + window, _round8(frames))
+        held = wins[-1].end - start
+        if end - start < window:  # last window: shift back so it is full and holds more
+            start = max(0, end - window)
+            held = wins[-1].end - start
+        wins.append(Window(start, end, held))
+        start = end - overlap
+    return wins
+
+
+def _round8(n: int) -> int:
+    return int(math.ceil(n / 8) * 8)
+
+
+class Accompanist:
+    """One loaded model + codec; thread-compatible (one generation at a time per instance)."""
+
+    def __init__(
+        self,
+        model: SamuelUNet,
+        codec: Codec,
+        stats: LatentStats,
+        device: torch.device,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.codec, self.stats, self.device = codec, stats, device
+        self.schedule = Schedule()
+        self.meta = meta or {}
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        model: str | Path | None = None,
+        device: str = "auto",
+        codec_path: str | Path | None = None,
+    ) -> Accompanist:
+        """Load a checkpoint (default: the starter model shipped in the package)."""
+        path = Path(model).expanduser() if model else STARTER_MODEL
+        if not model and not STARTER_MODEL.exists():
+            raise ModelError(
+                f"no starter model installed at {STARTER_MODEL}; pass --model PATH to a "
+                "checkpoint trained with `samuel-live train`"
+            )
+        state, meta = load_checkpoint(path)
+        codec = load_codec(meta.codec, codec_path, device="cpu")
+        net = SamuelUNet(UNetConfig.from_dict(meta.model))
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelError(
+                f"checkpoint {path} does not fit its own config: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}"
+            )
+        info = {"name": Path(path).stem, "path": str(path), "hash": file_hash(path),
+                **_meta_summary(meta)}
+        return cls(net, codec, meta.stats, pick_device(device), info)
+
+    @classmethod
+    def random(
+        cls, config: UNetConfig | None = None, seed: int = 0, device: str = "cpu"
+    ) -> Accompanist:
+        """A random-init model of the real class with the harmonic codec (tests, benches)."""
+        torch.manual_seed(seed)
+        cfg = config or UNetConfig()
+        info = {"name": f"random-{seed}", "path": "", "hash": f"random-{seed}"}
+        stats = LatentStats.identity(cfg.latent_channels)
+        return cls(SamuelUNet(cfg), load_codec("harmonic"), stats, pick_device(device), info)
+
+    def info(self) -> dict[str, Any]:
+        """Name, hash, parameter count, codec, device and sample rate of the loaded model."""
+        params = sum(p.numel() for p in self.model.parameters())
+        return {**self.meta, "codec": self.codec.name, "params": params,
+                "device": str(self.device), "sample_rate": SAMPLE_RATE}
+
+    # --- generation --------------------------------------------------------------------------
+    def encode_vocal(self, vocal: np.ndarray) -> torch.Tensor:
+        """Normalised vocal latent (64, frames) of a (2, n) take."""
+        if vocal.ndim != 2 or vocal.shape[0] != 2 or vocal.shape[1] == 0:
+            raise AudioInputError(f"vocal must be stereo (2, n) with n > 0, got {vocal.shape}")
+        if not np.isfinite(vocal).all():
+            raise AudioInputError("vocal contains NaN or infinite samples")
+        return self.stats.norm_vocal(self.codec.encode(vocal.astype(np.float32)))
+
+    @torch.inference_mode()
+    def accompany(
+        self,
+        vocal: np.ndarray,
+        settings: GenerateSettings,
+        *,
+        progress: Progress | None = None,
+        overlap: int = 256,
+    ) -> np.ndarray:
+        """Accompaniment (2, n) for a (2, n) take of any length, exactly as long."""
+        n = vocal.shape[-1]
+        cond = self.encode_vocal(vocal)
+        frames = cond.shape[-1]
+        wins = plan_windows(frames, overlap=overlap)
+        total = len(wins) * settings.steps
+        z = torch.zeros(1, cond.shape[0], max(w.end for w in wins))
+        cond = _pad_frames(cond, z.shape[-1])
+        gen = torch.Generator().manual_seed(settings.seed)
+        for k, win in enumerate(wins):
+            z[:, :, win.start : win.end] = self._sample_window(
+                cond[:, win.start : win.end], z[:, :, win.start : win.end], win.held, settings,
+                gen, _offset(progress, k * settings.steps, total),
+            )
+        latent = self.stats.denorm_accomp(z[0, :, :frames])
+        audio = self.codec.decode(latent)
+        return np.ascontiguousarray(audio[:, :n], dtype=np.float32)
+
+    def _sample_window(
+        self,
+        cond: torch.Tensor,
+        known: torch.Tensor,
+        held: int,
+        settings: GenerateSettings,
+        gen: torch.Generator,
+        progress: Progress | None,
+    ) -> torch.Tensor:
+        dev = self.device
+        noise = torch.randn(known.shape, generator=gen).to(dev)
+        model_fn = guided_model_fn(self.model, cond[None].to(dev), settings.cfg)
+        inpaint = None
+        if held:
+            mask = torch.zeros(1, 1, known.shape[-1])
+            mask[..., :held] = 1
+            inpaint = Inpaint(known.to(dev), mask.to(dev))
+        step_seed = int(torch.randint(0, 2**31, (1,), generator=gen))
+        noise_gen = torch.Generator(dev).manual_seed(step_seed)
+        callback = (lambda i, n, _x0: progress(i + 1, n)) if progress else None
+        x0 = sample(settings.sampler, model_fn, noise, self.schedule, settings.steps,
+                    generator=noise_gen, callback=callback, inpaint=inpaint)
+        return x0.float().cpu()
+
+
+def _pad_frames(z: torch.Tensor, frames: int) -> torch.Tensor:
+    """Pad a (C, F) latent to ``frames`` with each channel's silence (its minimum value)."""
+    if z.shape[-1] >= frames:
+        return z[:, :frames]
+    fill = z.min(dim=-1, keepdim=True).values.expand(-1, frames - z.shape[-1])
+    return torch.cat([z, fill], dim=-1)
+
+
+def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda i, _n: progress(done + i, total)
+
+
+def _meta_summary(meta: CheckpointMeta) -> dict[str, Any]:
+    return {"codec": meta.codec, "sampler_defaults": meta.sampler_defaults,
+            "training": {k: v for k, v in meta.training.items() if k != "config"}}

@@ -1,0 +1,32 @@
+"""Frozen per-call settings: passed with every request, never stored as hidden state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """How one accompaniment is sampled.
+
+    ``steps`` is the number of model evaluations the sampler makes (the paper's ancestral DDPM
+    uses all 800 training steps). ``cfg`` is the classifier-free guidance scale: 1.0 means the
+    conditional model alone, 0.0 the unconditional model alone.
+    """
+
+    sampler: str = "dpmpp_2m"
+    steps: int = 25
+    cfg: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from samuel_live.errors import SamuelError
+
+        if self.sampler not in SAMPLER_NAMES:
+            raise SamuelError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLER_NAMES}")
+        if not 1 <= self.steps <= 800:
+            raise SamuelError(f"steps must be between 1 and 800, got {self.steps}")
+        if not 0.0 <= self.cfg <= 20.0:
+            raise SamuelError(f"cfg must be between 0 and 20, got {self.cfg}")

@@ -1,0 +1,1 @@
+"""Training: corpus preparation (chorales, prepare, shards) and the trainer."""

@@ -1,0 +1,514 @@
+"""`samuel-live prepare`: turn songs, mixes, latent arrays or the chorale recipe into shards.
+
+Inputs (``kind``):
+
+- ``stems``: a folder of song folders, each with ``vocals.*`` and ``accompaniment.*``, or the
+  MUSDB layout ``vocals``/``drums``/``bass``/``other`` (the last three summed).
+- ``mixes``: a folder of full mixes, separated with Demucs (``pip install demucs``).
+- ``latents``: a folder with ``latent_vocal.npy`` and ``latent_accomp.npy`` ([N, 64, 1024], e.g.
+  the POPDB release), already encoded with the codec named in ``codec``.
+- ``chorales``: the Bach-chorale recipe; renders under ``input/audio`` and ``input/test``, then
+  encodes consecutive training chorales concatenated into sessions.
+
+Audio is encoded with the codec, cut into 1024-frame windows without overlap, and the trailing
+short window is dropped. ``min_vocal_rms_db`` (audio domain, dBFS of the vocal stem over the
+window's samples) drops windows with too little singing; it does not apply to latent arrays.
+A source already in the manifest is skipped, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samuel_live import HOP, LATENT_CHANNELS, LATENT_FRAMES, SAMPLE_RATE, WINDOW_SAMPLES
+from samuel_live.codec.base import Codec
+from samuel_live.errors import AudioInputError, SamuelError
+from samuel_live.train import chorales
+from samuel_live.train.chorales import Session, concatenate_pairs
+from samuel_live.train.shards import (
+    MANIFEST,
+    MANIFEST_VERSION,
+    ShardError,
+    channel_stats,
+    read_manifest,
+    shard_name,
+    write_shard,
+)
+
+log = logging.getLogger(__name__)
+
+KINDS = ("auto", "stems", "mixes", "latents", "chorales")
+AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
+MUSDB_ACCOMP = ("drums", "bass", "other")
+VALIDATION_RULE = "window i of source s is validation when crc32(f'{s}:{i}') / 2**32 < fraction"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """How ``prepare`` encodes, filters, splits and shards its input."""
+
+    kind: str = "auto"
+    codec: str = "harmonic"
+    codec_path: str | None = None
+    device: str = "cpu"
+    shard_windows: int = 256
+    validation_fraction: float = 0.1
+    min_vocal_rms_db: float | None = None
+    max_length_mismatch_s: float = 5.0
+    variants: int = 1
+    sessions_of: int = 8
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SamuelError(f"unknown input kind {self.kind!r}; choose one of {KINDS}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise SamuelError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if self.shard_windows < 1:
+            raise SamuelError(f"shard_windows must be at least 1, got {self.shard_windows}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One unit of resumable work. ``load`` returns audio (2, n) pairs, or latent windows
+    [N, 64, 1024] pairs when ``encoded``."""
+
+    name: str
+    files: tuple[str, ...]
+    load: Callable[[], tuple[np.ndarray, np.ndarray]]
+    encoded: bool = False
+
+
+@dataclass
+class Windows:
+    """Windows of one source, ready for a shard."""
+
+    source: Source
+    vocal: torch.Tensor
+    accomp: torch.Tensor
+    validation: torch.Tensor
+    info: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- finding sources
+
+
+def find_sources(folder: Path, config: PrepareConfig) -> tuple[str, list[Source]]:
+    """The input kind (resolving ``auto``) and its sources, in a stable order."""
+    kind = config.kind if config.kind != "auto" else _detect_kind(folder)
+    if kind == "latents":
+        return kind, [_latent_source(folder)]
+    if kind == "stems":
+        return kind, [_stem_source(folder, song) for song in _song_folders(folder)]
+    if kind == "mixes":
+        return kind, _mix_sources(folder, config.device)
+    return kind, _chorale_sources(folder, config)
+
+
+def _detect_kind(folder: Path) -> str:
+    if not folder.is_dir():
+        raise SamuelError(f"no input folder at {folder}; pass a folder of songs, mixes or latents")
+    if (folder / "latent_vocal.npy").exists():
+        return "latents"
+    if _song_folders(folder):
+        return "stems"
+    if _audio_files(folder):
+        return "mixes"
+    raise SamuelError(
+        f"{folder} holds no song folders (vocals.* + accompaniment.*), mixes or latent arrays; "
+        "see `samuel-live prepare --help` for the layouts"
+    )
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _stems_of(song: Path) -> dict[str, Path]:
+    return {p.stem.lower(): p for p in _audio_files(song)}
+
+
+def _song_folders(folder: Path) -> list[Path]:
+    songs = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        stems = _stems_of(sub)
+        if "vocals" in stems and ("accompaniment" in stems or set(MUSDB_ACCOMP) & set(stems)):
+            songs.append(sub)
+    return songs
+
+
+def _stem_source(root: Path, song: Path) -> Source:
+    stems = _stems_of(song)
+    accomp_names = (
+        ["accompaniment"] if "accompaniment" in stems else [n for n in MUSDB_ACCOMP if n in stems]
+    )
+    files = (stems["vocals"], *(stems[n] for n in accomp_names))
+
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        from samuel_live.audio.io import read_audio
+
+        vocal = read_audio(files[0])
+        parts = [read_audio(p) for p in files[1:]]
+        n = max(p.shape[1] for p in parts)
+        accomp = sum(np.pad(p, ((0, 0), (0, n - p.shape[1]))) for p in parts)
+        return vocal, np.asarray(accomp, dtype=np.float32)
+
+    return Source(str(song.relative_to(root)), tuple(str(p) for p in files), load)
+
+
+def _latent_source(folder: Path) -> Source:
+    paths = (folder / "latent_vocal.npy", folder / "latent_accomp.npy")
+
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        vocal, accomp = (np.load(p, mmap_mode="r") for p in paths)
+        want = (LATENT_CHANNELS, LATENT_FRAMES)
+        if vocal.ndim != 3 or vocal.shape[1:] != want or vocal.shape != accomp.shape:
+            raise AudioInputError(
+                f"latent arrays must both be shaped [N, 64, 1024]; got {vocal.shape} and "
+                f"{accomp.shape}"
+            )
+        return vocal, accomp
+
+    return Source(folder.name, tuple(str(p) for p in paths), load, encoded=True)
+
+
+def _mix_sources(folder: Path, device: str) -> list[Source]:
+    separate = _demucs_separator(device)
+    sources = []
+    for path in _audio_files(folder):
+
+        def load(path: Path = path) -> tuple[np.ndarray, np.ndarray]:
+            from samuel_live.audio.io import read_audio
+
+            return separate(read_audio(path))
+
+        sources.append(Source(path.name, (str(path),), load))
+    return sources
+
+
+def _demucs_separator(device: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Demucs (htdemucs) as (2, n) mix -> (vocals, everything else)."""
+    try:
+        from demucs.apply import apply_model
+        from demucs.pretrained import get_model
+    except Exception as exc:  # ImportError, or torchaudio failing to import beside CPU torch
+        raise SamuelError(
+            "separating full mixes needs Demucs: `pip install demucs` (with a torchaudio that "
+            f"imports beside this torch) and its htdemucs weights ({exc}); or give stem folders"
+        ) from exc
+    try:
+        model = get_model("htdemucs").eval()
+    except Exception as exc:
+        raise SamuelError(
+            f"Demucs could not load its htdemucs weights ({exc}); download them once online "
+            "(they go to the torch hub cache) or give stem folders instead"
+        ) from exc
+    vocals_index = list(model.sources).index("vocals")
+
+    def separate(mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy(mix)
+        ref = x.mean(0)
+        scale = ref.std() + 1e-8
+        with torch.no_grad():
+            out = apply_model(model, ((x - ref.mean()) / scale)[None], device=device)[0]
+        out = out * scale + ref.mean()
+        vocal = out[vocals_index]
+        return vocal.numpy(), (out.sum(0) - vocal).numpy()
+
+    return separate
+
+
+def _chorale_sources(root: Path, config: PrepareConfig) -> list[Source]:
+    failures = chorales.render_corpus(root, variants=config.variants, workers=config.workers)
+    for name, reason in failures.items():
+        log.warning("chorale %s not rendered: %s", name, reason)
+    sessions = chorales.plan_sessions(
+        root, variants=config.variants, per_session=config.sessions_of
+    )
+    return [_session_source(s) for s in sessions]
+
+
+def _session_source(session: Session) -> Source:
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        from samuel_live.audio.io import read_audio
+
+        vocals = [read_audio(p) for p in session.vocal_files]
+        accomps = [read_audio(p) for p in session.accomp_files]
+        return concatenate_pairs(vocals, accomps)
+
+    pairs = zip(session.vocal_files, session.accomp_files, strict=True)
+    return Source(session.name, tuple(str(p) for pair in pairs for p in pair), load)
+
+
+# ---------------------------------------------------------------- encoding and windows
+
+
+def validation_mask(name: str, count: int, fraction: float) -> torch.Tensor:
+    """Deterministic per-window validation flags (see ``VALIDATION_RULE``)."""
+    flags = [zlib.crc32(f"{name}:{i}".encode()) / 2**32 < fraction for i in range(count)]
+    return torch.tensor(flags, dtype=torch.bool)
+
+
+def vocal_rms_db(vocal: np.ndarray, windows: int) -> np.ndarray:
+    """dBFS RMS of the vocal audio over each window's samples."""
+    x = vocal[:, : windows * WINDOW_SAMPLES].reshape(2, windows, WINDOW_SAMPLES)
+    rms = np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=(0, 2)))
+    return 20.0 * np.log10(np.maximum(rms, 1e-10))
+
+
+def encode_source(source: Source, codec: Codec | None, config: PrepareConfig) -> Windows:
+    """Load, align, encode and window one source (raises on a bad file)."""
+    vocal, accomp = source.load()
+    if source.encoded:
+        v, a = torch.from_numpy(np.array(vocal)), torch.from_numpy(np.array(accomp))
+        info: dict = {"seconds": v.shape[0] * WINDOW_SAMPLES / SAMPLE_RATE, "dropped_quiet": 0}
+    else:
+        vocal, accomp = _align(vocal, accomp, config.max_length_mismatch_s)
+        v, a, info = _encode_audio(vocal, accomp, codec, config)
+    return Windows(
+        source, v, a, validation_mask(source.name, v.shape[0], config.validation_fraction), info
+    )
+
+
+def _align(vocal: np.ndarray, accomp: np.ndarray, max_mismatch_s: float):
+    gap = abs(vocal.shape[1] - accomp.shape[1]) / SAMPLE_RATE
+    if gap > max_mismatch_s:
+        raise AudioInputError(
+            f"vocal and accompaniment lengths differ by {gap:.1f} s (more than "
+            f"{max_mismatch_s:g} s); check both stems come from the same song and start together"
+        )
+    n = max(vocal.shape[1], accomp.shape[1])
+    return tuple(np.pad(x, ((0, 0), (0, n - x.shape[1]))) for x in (vocal, accomp))
+
+
+def _encode_audio(vocal: np.ndarray, accomp: np.ndarray, codec: Codec, config: PrepareConfig):
+    n = vocal.shape[1]
+    windows = -(-n // HOP) // LATENT_FRAMES  # the trailing short window is dropped
+    info = {"seconds": round(n / SAMPLE_RATE, 3), "dropped_quiet": 0}
+    if windows == 0:
+        empty = torch.zeros(0, LATENT_CHANNELS, LATENT_FRAMES)
+        return empty, empty.clone(), info
+    keep = np.ones(windows, dtype=bool)
+    if config.min_vocal_rms_db is not None:
+        keep = vocal_rms_db(vocal, windows) >= config.min_vocal_rms_db
+        info["dropped_quiet"] = int((~keep).sum())
+    frames = windows * LATENT_FRAMES
+    out = []
+    for audio in (vocal, accomp):
+        z = codec.encode(audio).float().cpu()[:, :frames]
+        z = z.reshape(LATENT_CHANNELS, windows, LATENT_FRAMES).permute(1, 0, 2)
+        out.append(z[torch.from_numpy(keep)].contiguous())
+    return out[0], out[1], info
+
+
+# ---------------------------------------------------------------- the manifest and shards
+
+
+class _ShardWriter:
+    """Buffers whole sources; a source is in the manifest only once its windows are on disk."""
+
+    def __init__(self, out: Path, manifest: dict, shard_windows: int) -> None:
+        self.out, self.manifest, self.size = out, manifest, shard_windows
+        self.pending: list[Windows] = []
+
+    def add(self, w: Windows) -> None:
+        if self.pending and self._pending_count() + w.vocal.shape[0] > self.size:
+            self.flush()
+        self.pending.append(w)
+        if self._pending_count() >= self.size:
+            self.flush()
+
+    def _pending_count(self) -> int:
+        return sum(w.vocal.shape[0] for w in self.pending)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        tensors = [
+            torch.cat([getattr(w, k) for w in self.pending])
+            for k in ("vocal", "accomp", "validation")
+        ]
+        for start in range(0, tensors[0].shape[0], self.size):
+            part = [t[start : start + self.size] for t in tensors]
+            name = shard_name(len(self.manifest["shards"]))
+            write_shard(self.out / name, *part)
+            self.manifest["shards"].append({"file": name, "windows": int(part[0].shape[0])})
+        for w in self.pending:
+            self._record(w)
+        self.pending = []
+        save_manifest(self.out, self.manifest)
+
+    def _record(self, w: Windows) -> None:
+        self.manifest["skipped"].pop(w.source.name, None)
+        self.manifest["sources"][w.source.name] = {
+            "files": list(w.source.files),
+            "first_window": self.manifest["windows"],
+            "windows": int(w.vocal.shape[0]),
+            "validation_windows": int(w.validation.sum()),
+            **w.info,
+        }
+        self.manifest["windows"] += int(w.vocal.shape[0])
+
+
+def save_manifest(out: Path, manifest: dict) -> None:
+    """Write the manifest atomically."""
+    from samuel_live.audio.io import write_json_atomic
+
+    write_json_atomic(out / MANIFEST, manifest)
+
+
+def _open_manifest(out: Path, input_path: Path, kind: str, config: PrepareConfig) -> dict:
+    if (out / MANIFEST).exists():
+        manifest = read_manifest(out)
+        if manifest.get("codec") != config.codec:
+            raise ShardError(
+                f"{out} holds {manifest.get('codec')!r} latents, not {config.codec!r}; "
+                "use another output folder for this codec"
+            )
+        return manifest
+    return {
+        "version": MANIFEST_VERSION,
+        "codec": config.codec,
+        "sample_rate": SAMPLE_RATE,
+        "hop": HOP,
+        "latent_channels": LATENT_CHANNELS,
+        "window_frames": LATENT_FRAMES,
+        "input": str(input_path),
+        "kind": kind,
+        "min_vocal_rms_db": config.min_vocal_rms_db,
+        "shard_windows": config.shard_windows,
+        "split": {},
+        "windows": 0,
+        "shards": [],
+        "sources": {},
+        "skipped": {},
+        "stats": {},
+    }
+
+
+def _finish(out: Path, manifest: dict, kind: str, config: PrepareConfig) -> None:
+    val = sum(s["validation_windows"] for s in manifest["sources"].values())
+    split = {
+        "name": "train",
+        "validation_fraction": config.validation_fraction,
+        "validation_rule": VALIDATION_RULE,
+        "train_windows": manifest["windows"] - val,
+        "validation_windows": val,
+    }
+    if kind == "chorales":
+        holdout = chorales.load_holdout()
+        split.update(
+            holdout_file=chorales.HOLDOUT_JSON.name,
+            holdout_rule=holdout["rule"],
+            holdout=holdout["holdout"],
+            excluded=holdout["excluded_duplicates"],
+        )
+    manifest["split"] = split
+    manifest["stats"] = channel_stats(out, manifest["shards"])
+    manifest["stats"]["over"] = "all windows (train and validation), from the fp16 shards"
+    save_manifest(out, manifest)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def prepare(input_path: str | Path, out: str | Path, config: PrepareConfig | None = None) -> dict:
+    """Encode ``input_path`` into shards under ``out``; returns the final manifest.
+
+    Bad sources are logged and listed under ``skipped`` with the reason (and retried on the
+    next run); sources already in the manifest are not redone.
+    """
+    from tqdm import tqdm
+
+    config = config or PrepareConfig()
+    input_path, out = Path(input_path), Path(out)
+    kind, sources = find_sources(input_path, config)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _open_manifest(out, input_path, kind, config)
+    todo = [s for s in sources if s.name not in manifest["sources"]]
+    codec = _load_codec(config) if any(not s.encoded for s in todo) else None
+    writer = _ShardWriter(out, manifest, config.shard_windows)
+    for source in tqdm(todo, desc=f"encoding ({config.codec})", unit="source"):
+        try:
+            windows = encode_source(source, codec, config)
+        except (SamuelError, OSError, ValueError, RuntimeError) as exc:
+            log.warning("skipped %s: %s", source.name, exc)
+            manifest["skipped"][source.name] = {"files": list(source.files), "reason": str(exc)}
+            continue
+        writer.add(windows)
+    writer.flush()
+    _finish(out, manifest, kind, config)
+    return manifest
+
+
+def _load_codec(config: PrepareConfig) -> Codec:
+    from samuel_live.codec import load_codec
+
+    return load_codec(config.codec, path=config.codec_path, device=config.device)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `prepare` command's options (shared by the CLI and ``python -m``)."""
+    add = parser.add_argument
+    add("input", type=Path, help="song folders, mixes, latent arrays, or the chorales data root")
+    add("--out", type=Path, help="shard folder (default: INPUT/shards)")
+    add("--kind", choices=KINDS, default="auto")
+    add("--codec", default="harmonic")
+    add("--codec-path", default=None, help="weights folder for codecs that need one (sao)")
+    add("--device", default="cpu")
+    add("--shard-windows", type=int, default=256)
+    add("--validation-fraction", type=float, default=0.1)
+    add(
+        "--min-vocal-rms-db",
+        type=float,
+        default=None,
+        help="drop windows whose vocal stem is quieter than this (dBFS RMS)",
+    )
+    add("--variants", type=int, default=1, help="chorales: augmented renders per chorale")
+    add("--workers", type=int, default=2, help="chorales: parallel fluidsynth renders")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run ``prepare`` from parsed arguments."""
+    config = PrepareConfig(
+        kind=args.kind,
+        codec=args.codec,
+        codec_path=args.codec_path,
+        device=args.device,
+        shard_windows=args.shard_windows,
+        validation_fraction=args.validation_fraction,
+        min_vocal_rms_db=args.min_vocal_rms_db,
+        variants=args.variants,
+        workers=args.workers,
+    )
+    return prepare(args.input, args.out or args.input / "shards", config)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m samuel_live.train.prepare INPUT [--out DIR] ...`."""
+    parser = argparse.ArgumentParser(
+        prog="samuel-live prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    manifest = run(parser.parse_args(argv))
+    print(
+        f"{manifest['windows']} windows in {len(manifest['shards'])} shards; "
+        f"{len(manifest['skipped'])} sources skipped"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Training shards: safetensors files of fp16 latent windows plus one manifest.json.
+
+Each shard holds ``vocal`` and ``accomp`` (float16, [n, 64, 1024]) and ``validation`` (uint8,
+[n]: 1 marks a validation window). The manifest lists the shards in order; only listed shards
+are ever read, so a shard written just before a crash is simply overwritten on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from samuel_live.errors import SamuelError
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+class ShardError(SamuelError):
+    """Shards or their manifest are missing, inconsistent or unreadable."""
+
+
+def shard_name(index: int) -> str:
+    """File name of the shard at ``index``."""
+    return f"shard_{index:05d}.safetensors"
+
+
+def write_shard(path: Path, vocal: torch.Tensor, accomp: torch.Tensor, validation: torch.Tensor):
+    """Write one shard atomically (temp file, then rename)."""
+    if vocal.shape != accomp.shape or vocal.ndim != 3 or validation.shape != vocal.shape[:1]:
+        raise ShardError(
+            f"shard tensors disagree: vocal {tuple(vocal.shape)}, accomp {tuple(accomp.shape)}, "
+            f"validation {tuple(validation.shape)}; expected [n, 64, frames] twice and [n]"
+        )
+    tensors = {
+        "vocal": vocal.to(torch.float16).contiguous(),
+        "accomp": accomp.to(torch.float16).contiguous(),
+        "validation": validation.to(torch.uint8).contiguous(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def read_manifest(folder: Path) -> dict:
+    """The folder's manifest, or ShardError naming how to create it."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise ShardError(f"no {MANIFEST} in {folder}; run `samuel-live prepare` to make shards")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ShardError(f"{path} is not valid JSON ({exc}); delete it and prepare again") from exc
+
+
+def load_shards(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """All windows of a shard folder: (vocal [N,64,1024] fp16, accomp same, manifest).
+
+    The returned manifest is the file's content plus ``validation_mask`` (bool tensor [N], not
+    stored in the JSON) marking the validation windows.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    vocals, accomps, masks = [], [], []
+    for entry in manifest["shards"]:
+        path = folder / entry["file"]
+        if not path.exists():
+            raise ShardError(f"{path} is listed in the manifest but missing; prepare again")
+        tensors = load_file(str(path))
+        if tensors["vocal"].shape[0] != entry["windows"]:
+            raise ShardError(
+                f"{path} holds {tensors['vocal'].shape[0]} windows, manifest says "
+                f"{entry['windows']}; delete the folder and prepare again"
+            )
+        vocals.append(tensors["vocal"])
+        accomps.append(tensors["accomp"])
+        masks.append(tensors["validation"].bool())
+    if not vocals:
+        raise ShardError(f"{folder} has a manifest but no windows; add sources and prepare again")
+    manifest = dict(manifest, validation_mask=torch.cat(masks))
+    return torch.cat(vocals), torch.cat(accomps), manifest
+
+
+def channel_stats(folder: Path, shards: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """Per-channel mean/std of vocal and accompaniment over every window (float64 sums)."""
+    sums: dict[str, np.ndarray] = {}
+    count = 0
+    for entry in shards:
+        tensors = load_file(str(Path(folder) / entry["file"]))
+        for key in ("vocal", "accomp"):
+            x = tensors[key].to(torch.float64)
+            sums[key + "1"] = sums.get(key + "1", 0) + x.sum(dim=(0, 2)).numpy()
+            sums[key + "2"] = sums.get(key + "2", 0) + (x * x).sum(dim=(0, 2)).numpy()
+        count += tensors["vocal"].shape[0] * tensors["vocal"].shape[2]
+    stats = {}
+    for key in ("vocal", "accomp"):
+        if count == 0:
+            stats[key] = {"mean": [], "std": []}
+            continue
+        mean = sums[key + "1"] / count
+        var = np.maximum(sums[key + "2"] / count - mean * mean, 0.0)
+        stats[key] = {
+            "mean": mean.astype(np.float32).tolist(),
+            "std": np.sqrt(var).astype(np.float32).tolist(),
+        }
+    return stats

@@ -1,0 +1,430 @@
+"""The training loop shared by the shipped starter model and users' own models.
+
+The paper's recipe: AdamW (lr 3.5e-4, weight decay 0.01) with cosine annealing, batch 16,
+v-prediction loss with SNR weighting, 10% condition dropout for classifier-free guidance, a 10%
+held-out validation set with early stopping; plus EMA weights, gradient clipping, bf16 autocast
+on CUDA, and checkpoints that resume to the exact step (model, EMA, optimiser, scheduler, RNG).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import random
+import tempfile
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from samuel_live.device import pick_device
+from samuel_live.diffusion.loss import diffusion_loss
+from samuel_live.diffusion.schedule import Schedule
+from samuel_live.errors import SamuelError
+from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, save_checkpoint
+from samuel_live.model.unet import SamuelUNet, UNetConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; read from TOML (``[train]`` and ``[model]`` tables)."""
+
+    data: str = "data/chorales/shards"
+    out: str = "runs/starter"
+    model: dict[str, Any] = field(default_factory=dict)  # UNetConfig overrides
+    batch_size: int = 16
+    lr: float = 3.5e-4
+    weight_decay: float = 0.01
+    max_steps: int = 2000
+    warmup_steps: int = 100
+    crop_frames: int = 256  # random crops: the network is convolutional, RoPE extends
+    cond_drop: float = 0.1
+    weighting: str = "snr"  # snr (the paper) | min_snr | none
+    min_snr_gamma: float = 5.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    patience: int = 5  # evaluations without improvement before early stopping
+    transpose: int = 0  # harmonic codec only: random shift of +-N semitone bands
+    gain_db: float = 0.0  # random level change of the vocal condition, +-dB
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # CPU threads; 0 = torch default
+    time_limit_s: float = 0.0  # stop cleanly (and checkpoint) after this long; 0 = none
+    export_dtype: str = "float16"
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a training TOML (``[train]`` keys + optional ``[model]`` table) and overrides."""
+    data: dict[str, Any] = {}
+    if path:
+        raw = tomllib.loads(Path(path).read_text())
+        data.update(raw.get("train", {}))
+        if "model" in raw:
+            data["model"] = raw["model"]
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        if key not in types or key == "model":
+            raise SamuelError(f"unknown training option {key!r}; known: {sorted(types)}")
+        default = getattr(TrainConfig(), key)
+        data[key] = type(default)(value)
+    unknown = set(data) - set(types)
+    if unknown:
+        raise SamuelError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(types)}")
+    return TrainConfig(**data)
+
+
+def stats_from_manifest(manifest: dict[str, Any]) -> LatentStats:
+    s = manifest["stats"]
+    return LatentStats(
+        tuple(s["vocal_mean"]),
+        tuple(s["vocal_std"]),
+        tuple(s["accomp_mean"]),
+        tuple(s["accomp_std"]),
+    )
+
+
+class Batches:
+    """Random crops of normalised (vocal, accomp) latent windows, with optional augmentation."""
+
+    def __init__(
+        self,
+        vocal: torch.Tensor,
+        accomp: torch.Tensor,
+        stats: LatentStats,
+        cfg: TrainConfig,
+        codec: str,
+    ) -> None:
+        self.vocal, self.accomp, self.stats, self.cfg = vocal, accomp, stats, cfg
+        self.transpose = cfg.transpose if codec == "harmonic" else 0
+        self.floor = float(min(vocal.min(), accomp.min()))
+
+    def _shift(self, z: torch.Tensor, k: int) -> torch.Tensor:
+        """Transpose a semitone-band latent by k bands; bands shifted in are silent."""
+        if k == 0:
+            return z
+        out = torch.full_like(z, self.floor)
+        if k > 0:
+            out[:, k:] = z[:, :-k]
+        else:
+            out[:, :k] = z[:, -k:]
+        return out
+
+    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        crop = min(self.cfg.crop_frames, self.vocal.shape[-1])
+        idx = torch.randint(0, self.vocal.shape[0], (n,), generator=gen)
+        start = torch.randint(0, self.vocal.shape[-1] - crop + 1, (n,), generator=gen)
+        v = torch.stack([self.vocal[i, :, s : s + crop] for i, s in zip(idx, start, strict=True)])
+        a = torch.stack([self.accomp[i, :, s : s + crop] for i, s in zip(idx, start, strict=True)])
+        v, a = v.float(), a.float()
+        if self.transpose:
+            ks = torch.randint(-self.transpose, self.transpose + 1, (n,), generator=gen)
+            v = torch.stack([self._shift(x, int(k)) for x, k in zip(v, ks, strict=True)])
+            a = torch.stack([self._shift(x, int(k)) for x, k in zip(a, ks, strict=True)])
+        if self.cfg.gain_db:
+            g = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * self.cfg.gain_db
+            v = torch.maximum(v + g * math.log(10) / 20, torch.tensor(self.floor))
+        return self.stats.norm_vocal(v), self.stats.norm_accomp(a)
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        p = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+    return f
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class TrainResult:
+    step: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    stopped_early: bool
+    seconds: float
+    checkpoint: Path
+
+
+class Trainer:
+    """Owns model, EMA, optimiser, scheduler and data; ``run()`` trains until done or stopped."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        vocal: torch.Tensor,
+        accomp: torch.Tensor,
+        manifest: dict[str, Any],
+        val_mask: torch.Tensor | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.codec = manifest.get("codec", "harmonic")
+        self.stats = stats_from_manifest(manifest)
+        if val_mask is None:
+            val_mask = torch.zeros(vocal.shape[0], dtype=torch.bool)
+            val_mask[:: max(2, round(1 / 0.1))] = True  # every 10th window
+        if val_mask.all() or not val_mask.any():
+            raise SamuelError("need at least one training and one validation window")
+        self.train = Batches(vocal[~val_mask], accomp[~val_mask], self.stats, cfg, self.codec)
+        self.val = Batches(vocal[val_mask], accomp[val_mask], self.stats, cfg, self.codec)
+        self.model_cfg = UNetConfig.from_dict({**UNetConfig().to_dict(), **cfg.model})
+        self.model = SamuelUNet(self.model_cfg).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.schedule = Schedule()
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg))
+        self.gen = torch.Generator().manual_seed(cfg.seed)  # data: crops, augmentation
+        self.noise_gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # t, eps, drop
+        self.step = 0
+        self.best_val = math.inf
+        self.bad_evals = 0
+        self.log_path = self.out / "loss.csv"
+        self._val_batch = self._fixed_val_batch()
+
+    # --- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "bad_evals": self.bad_evals,
+            "gen": self.gen.get_state(),
+            "noise_gen": self.noise_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "py_rng": random.getstate(),
+            "np_rng": np.random.get_state(),
+            "config": asdict(self.cfg),
+        }
+
+    def save_state(self) -> Path:
+        path = self.out / "train_state.pt"
+        _atomic_torch_save(self.state(), path)
+        return path
+
+    def load_state(self, path: str | Path) -> None:
+        s = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(s["model"])
+        self.ema.load_state_dict(s["ema"])
+        self.opt.load_state_dict(s["opt"])
+        self.sched.load_state_dict(s["sched"])
+        self.step, self.best_val, self.bad_evals = s["step"], s["best_val"], s["bad_evals"]
+        self.gen.set_state(s["gen"])
+        self.noise_gen.set_state(s["noise_gen"].cpu())
+        torch.set_rng_state(s["torch_rng"])
+        random.setstate(s["py_rng"])
+        np.random.set_state(s["np_rng"])
+
+    def export(self, path: str | Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+        """Write the EMA weights as an inference checkpoint (fp16 by default)."""
+        meta = CheckpointMeta(
+            model=self.model_cfg.to_dict(),
+            codec=self.codec,
+            stats=self.stats,
+            training={
+                "step": self.step,
+                "best_val_loss": self.best_val,
+                **(extra or {}),
+                "config": asdict(self.cfg),
+            },
+        )
+        dtype = getattr(torch, self.cfg.export_dtype)
+        return save_checkpoint(path or self.out / "model", self.ema.state_dict(), meta, dtype)
+
+    # --- loop --------------------------------------------------------------------------------
+    def _fixed_val_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+        g = torch.Generator().manual_seed(12345)
+        n = min(64, max(8, self.val.vocal.shape[0] * 4))
+        v, a = self.val.sample(n, g)
+        return v, a, g
+
+    def _loss(
+        self,
+        model: SamuelUNet,
+        v: torch.Tensor,
+        a: torch.Tensor,
+        gen: torch.Generator | None,
+        cond_drop: float,
+    ) -> torch.Tensor:
+        use_amp = self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            return diffusion_loss(
+                model,
+                a.to(self.device),
+                v.to(self.device),
+                self.schedule,
+                generator=gen,
+                cond_drop=cond_drop,
+                weighting=self.cfg.weighting,
+                min_snr_gamma=self.cfg.min_snr_gamma,
+            )
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Loss of the EMA model on a fixed validation batch (fixed t and noise each time)."""
+        v, a, _ = self._val_batch
+        g = torch.Generator(self.device).manual_seed(999)
+        losses = [
+            self._loss(self.ema, v[i : i + 16], a[i : i + 16], g, 0.0).item()
+            for i in range(0, v.shape[0], 16)
+        ]
+        return float(np.mean(losses))
+
+    def train_step(self) -> float:
+        self.model.train()
+        v, a = self.train.sample(self.cfg.batch_size, self.gen)
+        loss = self._loss(self.model, v, a, self.noise_gen, self.cfg.cond_drop)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self._update_ema()
+        self.step += 1
+        return float(loss.item())
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for pe, pm in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            pe.lerp_(pm, 1 - d)
+        for be, bm in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            be.copy_(bm)
+
+    def _log(self, row: dict[str, Any]) -> None:
+        new = not self.log_path.exists()
+        with open(self.log_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def run(self, progress: bool = True) -> TrainResult:
+        cfg, t0 = self.cfg, time.monotonic()
+        train_loss, val_loss, stopped = math.nan, math.nan, False
+        bar = _progress(cfg.max_steps, self.step, progress)
+        running: list[float] = []
+        while self.step < cfg.max_steps:
+            running.append(self.train_step())
+            bar.update(1)
+            timed_out = cfg.time_limit_s and time.monotonic() - t0 > cfg.time_limit_s
+            if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or timed_out:
+                train_loss, val_loss = float(np.mean(running)), self.validate()
+                running = []
+                improved = val_loss < self.best_val
+                if improved:
+                    self.best_val, self.bad_evals = val_loss, 0
+                    self.export()
+                else:
+                    self.bad_evals += 1
+                self._log(
+                    {
+                        "step": self.step,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "lr": self.sched.get_last_lr()[0],
+                        "seconds": round(time.monotonic() - t0, 1),
+                    }
+                )
+                bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+                self.save_state()
+                plot_losses(self.log_path, self.out / "loss.png")
+                if self.bad_evals >= cfg.patience:
+                    stopped = True
+                    break
+                if timed_out:
+                    break
+        bar.close()
+        if not (self.out / "model.safetensors").exists():
+            self.export()
+        return TrainResult(
+            self.step,
+            train_loss,
+            val_loss,
+            self.best_val,
+            stopped,
+            time.monotonic() - t0,
+            self.out / "model.safetensors",
+        )
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="train", unit="step")
+
+
+def plot_losses(csv_path: Path, png_path: Path) -> None:
+    """Loss curve PNG; skipped quietly where matplotlib is not installed (e.g. a bare GPU box)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = list(csv.DictReader(open(csv_path)))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [float(r["train_loss"]) for r in rows], label="train")
+    ax.plot(steps, [float(r["val_loss"]) for r in rows], label="validation (EMA)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted v-loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=png_path.parent, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+def train_from_config(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Load shards, build a Trainer, optionally resume, and run it."""
+    from samuel_live.train.shards import load_shards
+
+    vocal, accomp, manifest = load_shards(cfg.data)
+    val = manifest.get("validation_mask")
+    val_mask = torch.tensor(val, dtype=torch.bool) if val is not None else None
+    trainer = Trainer(cfg, vocal, accomp, manifest, val_mask)
+    state = Path(cfg.out) / "train_state.pt"
+    if resume and state.exists():
+        trainer.load_state(state)
+    (Path(cfg.out) / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    return trainer.run(progress=progress)

@@ -1,0 +1,315 @@
+"""The engine with a tiny real model, real capture source, real files: jobs, cancel, failures,
+model swap, transport and path security."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from samuel_live import SAMPLE_RATE
+from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.io import read_audio, write_audio_atomic
+from samuel_live.config import Config, load_config
+from samuel_live.engine.engine import Engine, EngineEvent, _describe_failure
+from samuel_live.engine.jobs import JobStatus
+from samuel_live.engine.paths import input_path, output_path
+from samuel_live.errors import SamuelError
+from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, save_checkpoint
+from samuel_live.model.unet import UNetConfig
+from samuel_live.pipeline import Accompanist
+
+TINY = UNetConfig(
+    widths=(16, 32), heads=2, head_dim=8, time_dim=32, time_mlp_mult=2, cond_dim=16, groups=4,
+    attn_levels=(1,), cross_attn_levels=(1,),
+)
+LONG_STEPS = 800  # enough steps that a job is still running when the test reacts
+
+
+def sine(seconds: float = 0.5, hz: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return np.stack([0.3 * np.sin(2 * np.pi * hz * t)] * 2).astype(np.float32)
+
+
+def make_config(tmp_path: Path, *overrides: str) -> Config:
+    return load_config(None, [f"render.folder={tmp_path / 'renders'}", "post.preset=clean",
+                              *overrides])
+
+
+class Recorder:
+    """Collects engine events and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: EngineEvent) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait(self, kind: str, job: int | None = None, timeout: float = 60.0) -> EngineEvent:
+        def found() -> EngineEvent | None:
+            for e in self.events:
+                if e.kind == kind and (job is None or (e.job is not None and e.job.id == job)):
+                    return e
+            return None
+
+        with self._cond:
+            assert self._cond.wait_for(found, timeout), f"no {kind} event for job {job}"
+            return found()  # type: ignore[return-value]
+
+    def kinds(self, job: int) -> list[str]:
+        return [e.kind for e in self.events if e.job is not None and e.job.id == job]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[Engine, Recorder]]:
+    source = MemorySource(sine())
+    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY), capture=source)
+    recorder = Recorder()
+    eng.subscribe(recorder)
+    eng.start()
+    eng.arm()
+    yield eng, recorder
+    eng.close()
+
+
+def test_job_writes_audio_and_sidecar(engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    job = eng.submit("capture", "takes/take1", seed=7, steps=3, cfg=2.0, sampler="ddim")
+    done = eng.wait(job.id, timeout=60)
+    assert done.status is JobStatus.DONE, done.error
+    assert rec.kinds(job.id) == ["queued", "started", "progress", "progress", "progress", "done"]
+    result = done.result
+    assert result is not None and result.path == eng.folder / "takes" / "take1.wav"
+    audio = read_audio(result.path)
+    assert audio.shape == sine().shape
+    side = json.loads(result.sidecar.read_text())
+    assert side["settings"] == {"sampler": "ddim", "steps": 3, "cfg": 2.0, "seed": 7}
+    assert side["model"]["hash"] == "random-0"
+    assert side["source"] == f"capture[0:{sine().shape[1]}]"
+    timings = side["timings"]
+    assert timings["captured_at"] <= timings["submitted_at"]
+    assert 0 < timings["model_s"] <= timings["total_s"]
+    assert timings["queued_s"] >= 0 and timings["post_s"] >= 0
+    assert not list(eng.folder.rglob("*.tmp"))
+
+
+def test_random_seed_is_recorded(engine: tuple[Engine, Recorder]) -> None:
+    eng, _ = engine
+    job = eng.wait(eng.submit("capture", "a", steps=1).id, timeout=60)
+    assert job.request.settings.seed >= 0
+    side = json.loads(job.result.sidecar.read_text())  # type: ignore[union-attr]
+    assert side["seed"] == job.request.settings.seed
+
+
+def test_cancel_running_job(engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    job = eng.submit("capture", "long", steps=LONG_STEPS)
+    rec.wait("progress", job.id)
+    assert eng.cancel(job.id)
+    rec.wait("cancelled", job.id)
+    assert job.status is JobStatus.CANCELLED
+    assert 0 < job.step < job.total
+    assert not (eng.folder / "long.wav").exists()
+    assert not eng.cancel(job.id)  # already finished
+
+
+def test_cancel_queued_job_and_priority(engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    blocker = eng.submit("capture", "blocker", steps=LONG_STEPS)
+    rec.wait("progress", blocker.id)
+    low = eng.submit("capture", "low", steps=1, priority=1)
+    high = eng.submit("capture", "high", steps=1, priority=9)
+    doomed = eng.submit("capture", "doomed", steps=1)
+    assert (low.position, high.position) == (0, 0)
+    assert eng.cancel(doomed.id)
+    eng.cancel(blocker.id)
+    eng.wait(low.id, timeout=60)
+    rec.wait("cancelled", doomed.id)
+    assert "started" not in rec.kinds(doomed.id)
+    started = [e.job.id for e in rec.events if e.kind == "started" and e.job]
+    assert started.index(high.id) < started.index(low.id)
+
+
+def test_failed_job_is_reported_and_next_job_runs(engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    bad = eng.folder / "not-audio.wav"
+    bad.write_text("this is not a wav file")
+    job = eng.submit(f"file:{bad}", "from-bad", steps=1)
+    event = rec.wait("failed", job.id)
+    assert "cannot read" in event.message and job.status is JobStatus.FAILED
+    good = eng.wait(eng.submit("capture", "after", steps=1).id, timeout=60)
+    assert good.status is JobStatus.DONE
+
+
+class OutOfMemoryOnce(Accompanist):
+    """The real tiny model, except its first generation runs out of GPU memory."""
+
+    failed = False
+
+    def accompany(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self.failed:
+            self.failed = True
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return super().accompany(*args, **kwargs)
+
+
+def test_out_of_memory_is_reported_and_engine_keeps_serving(tmp_path: Path) -> None:
+    model = Accompanist.random(TINY)
+    model.__class__ = OutOfMemoryOnce
+    eng = Engine(make_config(tmp_path), accompanist=model, capture=MemorySource(sine()),
+                 warm_up=False)
+    rec = Recorder()
+    eng.subscribe(rec)
+    with eng:
+        eng.arm()
+        first = eng.submit("capture", "x", steps=1)
+        assert "out of GPU memory" in rec.wait("failed", first.id).message
+        assert eng.wait(eng.submit("capture", "y", steps=1).id, 60).status is JobStatus.DONE
+    assert "out of GPU memory" in _describe_failure(torch.cuda.OutOfMemoryError("x"))
+
+
+def test_missing_model_fails_jobs_but_engine_serves(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, f"model.path={tmp_path / 'nope.safetensors'}")
+    rec = Recorder()
+    with Engine(cfg, capture=MemorySource(sine())) as eng:
+        eng.subscribe(rec)
+        assert eng.status().state == "no-model"
+        eng.arm()
+        job = eng.submit("capture", "x", steps=1)
+        assert "no model loaded" in rec.wait("failed", job.id).message
+        with pytest.raises(SamuelError, match="no model loaded"):
+            eng.model_info()
+
+
+def test_load_model_swaps_between_jobs(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, rec = engine
+    other = Accompanist.random(TINY, seed=3)
+    meta = CheckpointMeta(model=TINY.to_dict(), codec="harmonic", stats=LatentStats.identity())
+    weights = save_checkpoint(tmp_path / "models" / "other", other.model.state_dict(), meta)
+    running = eng.submit("capture", "during-load", steps=LONG_STEPS)
+    rec.wait("progress", running.id)
+    eng.load_model(str(weights))
+    loaded = rec.wait("model_loaded")
+    assert loaded.data["name"] == "other"
+    eng.cancel(running.id)
+    job = eng.wait(eng.submit("capture", "after-load", steps=1).id, timeout=60)
+    side = json.loads(job.result.sidecar.read_text())  # type: ignore[union-attr]
+    assert side["model"]["name"] == "other" and side["model"]["hash"] == loaded.data["hash"]
+    swap = rec.events.index(loaded)
+    assert all(e.kind != "progress" or e.job is not running
+               for e in rec.events[swap:]), "model swapped during a job"
+
+
+def test_load_model_failure_is_an_event(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, rec = engine
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    eng.load_model(str(junk))
+    assert "not loaded" in rec.wait("model_failed").message
+    assert eng.model_info()["name"] == "random-0"
+
+
+def test_region_source(engine: tuple[Engine, Recorder]) -> None:
+    eng, _ = engine
+    eng.capture.clear()  # type: ignore[union-attr]
+    eng.mark("start")
+    eng.capture.rewind()  # type: ignore[union-attr]
+    eng.arm()
+    eng.mark("end")
+    job = eng.wait(eng.submit("region", "region", steps=1).id, timeout=60)
+    assert job.status is JobStatus.DONE, job.error
+    assert read_audio(job.result.path).shape[1] == sine().shape[1]  # type: ignore[union-attr]
+
+
+def test_nothing_captured_is_refused_at_once(tmp_path: Path) -> None:
+    with Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                capture=MemorySource(sine()), warm_up=False) as eng:
+        with pytest.raises(SamuelError, match="nothing captured"):
+            eng.submit("capture", "x")
+
+
+def test_transport_bar_grid(engine: tuple[Engine, Recorder]) -> None:
+    eng, _ = engine
+    eng.set_signature(3, 4)
+    eng.set_tempo(90)
+    eng.set_bar(5)
+    assert eng.transport.bar_at() == 5
+    assert eng.transport.bar_seconds == pytest.approx(2.0)
+    assert eng.transport.bar_at(eng.transport.origin_time + 4.1) == 7
+    frame = eng._boundary(now_frame=1000, rate=SAMPLE_RATE, quantise="bar")
+    origin = 1000 + round((eng.transport.origin_time - __import__("time").monotonic())
+                          * SAMPLE_RATE)
+    assert (frame - origin) % (2 * SAMPLE_RATE) in (0, 1, 2 * SAMPLE_RATE - 1)
+    with pytest.raises(SamuelError):
+        eng.set_tempo(1000)
+    with pytest.raises(SamuelError):
+        eng.set_signature(4, 3)
+
+
+# --- path security -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../evil", "a/../../evil", "/tmp/evil", "~/evil", "..",
+                                  "a\\..\\b", ".hidden", "", "x\x00y", "C:evil"])
+def test_output_names_that_leave_the_folder_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(SamuelError):
+        output_path(tmp_path, name)
+
+
+def test_output_name_inside_is_accepted(tmp_path: Path) -> None:
+    assert output_path(tmp_path, "song/take 1") == tmp_path.resolve() / "song" / "take 1.wav"
+    assert output_path(tmp_path, "x.flac", ".wav").suffix == ".flac"
+
+
+def test_symlink_escape_is_refused(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, _ = engine
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, eng.folder / "link")
+    os.symlink(outside / "target.wav", eng.folder / "file-link.wav")
+    for name in ("link/x", "file-link.wav"):
+        with pytest.raises(SamuelError, match="outside the render folder"):
+            eng.submit("capture", name, steps=1)
+    assert not list(outside.iterdir())
+
+
+def test_engine_refuses_dotdot_output(engine: tuple[Engine, Recorder]) -> None:
+    eng, _ = engine
+    with pytest.raises(SamuelError, match=r"\.\."):
+        eng.submit("capture", "../escape", steps=1)
+
+
+def test_file_sources_only_from_allowed_folders(tmp_path: Path) -> None:
+    renders, allowed, other = tmp_path / "r", tmp_path / "ok", tmp_path / "other"
+    for d in (renders, allowed, other):
+        d.mkdir()
+    for d in (allowed, other):
+        write_audio_atomic(d / "v.wav", sine(0.1))
+    assert input_path(str(allowed / "v.wav"), renders, [allowed]) == (allowed / "v.wav").resolve()
+    with pytest.raises(SamuelError, match="allowed_input_dirs"):
+        input_path(str(other / "v.wav"), renders, [allowed])
+    os.symlink(other / "v.wav", allowed / "sneaky.wav")
+    with pytest.raises(SamuelError, match="outside the allowed"):
+        input_path(str(allowed / "sneaky.wav"), renders, [allowed])
+    with pytest.raises(SamuelError, match="outside the allowed"):
+        input_path("../other/v.wav", renders, [allowed])
+    with pytest.raises(SamuelError, match="does not exist"):
+        input_path(str(allowed / "missing.wav"), renders, [allowed])
+
+
+def test_file_source_job(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, f"render.allowed_input_dirs={tmp_path / 'in'}")
+    (tmp_path / "in").mkdir()
+    write_audio_atomic(tmp_path / "in" / "vocal.wav", sine(0.3))
+    with Engine(cfg, accompanist=Accompanist.random(TINY), capture=MemorySource(sine()),
+                warm_up=False) as eng:
+        job = eng.wait(eng.submit(f"file:{tmp_path / 'in' / 'vocal.wav'}", "f", steps=1).id, 60)
+        assert job.status is JobStatus.DONE, job.error
+        assert read_audio(job.result.path).shape[1] == sine(0.3).shape[1]  # type: ignore[union-attr]

@@ -1,0 +1,212 @@
+"""The post chain: real pedalboard plugins and pyloudnorm, on synthetic signals."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+from scipy.signal import resample_poly
+
+from samuel_live import SAMPLE_RATE
+from samuel_live.config import PostSection
+from samuel_live.errors import SamuelError
+from samuel_live.post import (
+    CEILING_DBTP,
+    PRESETS,
+    PostChain,
+    build_chain,
+    chain_from_json,
+    validate_effect,
+)
+
+SR = SAMPLE_RATE
+
+
+def tone(freq: float, dbfs: float, seconds: float = 2.0) -> np.ndarray:
+    """A stereo sine with peak ``dbfs``."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = (10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x, x])
+
+
+def noise(seconds: float, seed: int, scale: float = 0.2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (scale * rng.standard_normal((2, int(seconds * SR)))).astype(np.float32)
+
+
+def lufs(x: np.ndarray) -> float:
+    return float(pyloudnorm.Meter(SR).integrated_loudness(x.T.astype(np.float64)))
+
+
+def rms_db(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2))))
+
+
+def test_quiet_sine_is_normalised_to_target() -> None:
+    out = build_chain(PostSection(loudness_lufs=-16.0)).process(tone(1000, -30.0))
+    assert abs(lufs(out) - -16.0) < 0.5
+    assert out.dtype == np.float32 and out.shape == (2, 2 * SR)
+
+
+def test_loud_input_stays_under_true_peak_ceiling_and_near_target() -> None:
+    out = PostChain((), loudness_lufs=-8.0).process(noise(4.0, seed=1))
+    assert float(np.abs(out).max()) <= 10 ** (CEILING_DBTP / 20)
+    oversampled = resample_poly(out.astype(np.float64), 4, 1, axis=1)
+    assert 20 * np.log10(np.abs(oversampled).max()) <= CEILING_DBTP + 0.05
+    assert abs(lufs(out) - -8.0) < 0.5
+
+
+def test_highpass_attenuates_low_tone_and_passes_high_tone() -> None:
+    chain = PostChain([{"type": "highpass", "cutoff_hz": 200.0}], loudness_lufs=None)
+    low, high = tone(50, -12.0), tone(1000, -12.0)
+    half = SR  # skip the filter's start-up
+    assert rms_db(low[:, half:]) - rms_db(chain.process(low)[:, half:]) > 12.0
+    assert abs(rms_db(high[:, half:]) - rms_db(chain.process(high)[:, half:])) < 1.0
+
+
+@pytest.mark.parametrize("n", [1, 1000, 12_345, 3 * SR + 7])
+def test_length_is_preserved_with_reverb(n: int) -> None:
+    chain = build_chain(PostSection(preset="warm"))
+    x = noise(n / SR + 1, seed=2)[:, :n]
+    out = chain.process(x)
+    assert out.shape == (2, n) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_silence_in_silence_out(preset: str) -> None:
+    out = build_chain(PostSection(preset=preset)).process(np.zeros((2, SR), np.float32))
+    assert out.shape == (2, SR)
+    assert np.isfinite(out).all() and float(np.abs(out).max()) == 0.0
+
+
+def test_empty_input_gives_empty_output() -> None:
+    out = build_chain(PostSection()).process(np.zeros((2, 0), np.float32))
+    assert out.shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("effect", "words"),
+    [
+        ({"type": "fuzz"}, ["fuzz", "compressor", "vst3"]),
+        ({"gain_db": 3.0}, ["None", "highpass"]),
+        ({"type": "compressor", "thresh": -3}, ["thresh", "threshold_db", "ratio"]),
+        ({"type": "highpass"}, ["cutoff_hz"]),
+        ({"type": "highpass", "cutoff_hz": 5.0}, ["cutoff_hz", "10"]),
+        ({"type": "reverb", "wet_level": 1.5}, ["wet_level", "0..1"]),
+        ({"type": "compressor", "ratio": float("nan")}, ["ratio"]),
+        ({"type": "gain", "gain_db": True}, ["gain_db", "number"]),
+        ({"type": "gain", "gain_db": "3"}, ["gain_db", "number"]),
+        ({"type": "vst3"}, ["path"]),
+        ({"type": "vst3", "path": "x.vst3", "params": {"a": [1]}}, ["a"]),
+        ("highpass", ["table"]),
+    ],
+)
+def test_bad_effects_raise_naming_the_fix(effect: object, words: list[str]) -> None:
+    with pytest.raises(SamuelError) as err:
+        PostChain([effect], loudness_lufs=None)  # type: ignore[list-item]
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_preset_and_settings_raise() -> None:
+    with pytest.raises(SamuelError, match="custom"):
+        build_chain(PostSection(preset="shiny"))
+    with pytest.raises(SamuelError, match="loudness_lufs"):
+        PostChain((), loudness_lufs=5.0)
+    with pytest.raises(SamuelError, match="dry_vocal_db"):
+        PostChain((), dry_vocal_db=float("inf"))
+
+
+def test_custom_preset_uses_config_chain() -> None:
+    post = PostSection(preset="custom", chain=({"type": "gain", "gain_db": -6},))
+    assert build_chain(post).describe() == [{"type": "gain", "gain_db": -6.0}]
+    assert build_chain(PostSection(preset="clean")).describe() == []
+
+
+def test_describe_round_trips_through_json() -> None:
+    every = [
+        {"type": "gain", "gain_db": -3},
+        {"type": "highpass", "cutoff_hz": 30},
+        {"type": "lowpass", "cutoff_hz": 16000},
+        {"type": "eq", "cutoff_hz": 1000, "gain_db": 2, "q": 1.5},
+        {"type": "peak", "cutoff_hz": 3000, "gain_db": -2},
+        {"type": "lowshelf", "cutoff_hz": 200, "gain_db": 3},
+        {"type": "highshelf", "cutoff_hz": 9000, "gain_db": -1},
+        {"type": "compressor", "threshold_db": -20, "ratio": 3, "attack_ms": 2, "release_ms": 80},
+        {"type": "reverb", "room_size": 0.2, "wet_level": 0.1},
+        {"type": "limiter", "threshold_db": -2},
+    ]
+    for effects in [every, *PRESETS.values()]:
+        described = PostChain(effects).describe()
+        text = json.dumps(described)
+        assert list(chain_from_json(text)) == described
+        assert PostChain(chain_from_json(text)).describe() == described
+    eq = {"type": "eq", "cutoff_hz": 1000.0, "gain_db": 2.0, "q": 1.5}
+    assert validate_effect(every[3]) == eq
+
+
+@pytest.mark.parametrize("text", ["not json", '{"type": "gain"}', "[1, 2]"])
+def test_chain_from_json_rejects_bad_text(text: str) -> None:
+    with pytest.raises(SamuelError):
+        chain_from_json(text)
+
+
+def test_vst3_missing_or_unloadable_file_raises(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.vst3"
+    with pytest.raises(SamuelError, match="not found"):
+        PostChain([{"type": "vst3", "path": str(missing)}])
+    fake = tmp_path / "fake.vst3"
+    fake.write_text("not a plugin")
+    with pytest.raises(SamuelError, match="could not be loaded"):
+        PostChain([{"type": "vst3", "path": str(fake), "params": {"mix": 0.5}}])
+
+
+def test_cutoff_above_nyquist_raises() -> None:
+    chain = PostChain([{"type": "lowpass", "cutoff_hz": 15000}], loudness_lufs=None)
+    with pytest.raises(SamuelError, match="Nyquist"):
+        chain.process(np.zeros((2, 100), np.float32), sample_rate=22050)
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [np.zeros((3, 10), np.float32), np.zeros((2, 10), np.int16), np.full((2, 10), np.nan)],
+)
+def test_bad_audio_raises(audio: np.ndarray) -> None:
+    with pytest.raises(SamuelError):
+        PostChain(()).process(audio)
+
+
+def test_dry_vocal_is_mixed_only_when_enabled() -> None:
+    audio, vocal = tone(440, -20.0, 1.0), tone(660, -20.0, 0.5)[:1]
+    mixed = PostChain((), loudness_lufs=None, dry_vocal_db=-6.0).process(audio, vocal)
+    expected = audio.copy()
+    expected[:, : vocal.shape[1]] += 10 ** (-6 / 20) * vocal
+    np.testing.assert_allclose(mixed, expected, atol=1e-6)
+    plain = PostChain((), loudness_lufs=None).process(audio, vocal)
+    np.testing.assert_array_equal(plain, audio)
+
+
+def test_threads_sharing_one_chain_match_serial_results() -> None:
+    chain = build_chain(PostSection(preset="warm"))
+    inputs = [noise(0.5, seed=s, scale=0.05 * (s + 1)) for s in range(6)]
+    serial = [chain.process(x) for x in inputs]
+    results: list[np.ndarray | None] = [None] * len(inputs)
+    start = threading.Barrier(len(inputs))
+
+    def work(i: int) -> None:
+        start.wait()
+        for _ in range(3):
+            results[i] = chain.process(inputs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, serial, strict=True):
+        assert got is not None
+        np.testing.assert_array_equal(got, want)
