@@ -133,13 +133,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from samuel_live.train.prepare import run
+
+    manifest = run(args)
+    print(f"{manifest['windows']} windows in {len(manifest['shards'])} shards; "
+          f"{len(manifest['skipped'])} sources skipped")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from samuel_live.audio.devices import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no audio devices found; start JACK (`.ci/jack.sh start`) or plug in an interface")
+        return 1
+    for d in devices:
+        print(f"{d['index']:>3}  {d['name']}  [{d['hostapi']}]  in {d['max_input_channels']}  "
+              f"out {d['max_output_channels']}  {d['default_samplerate']:.0f} Hz")
+    return 0
+
+
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands whose modules live in other layers (engine, OSC, training data)."""
-    for register in _REGISTRARS:
-        register(sub)
+    """Commands whose modules live in other layers (audio devices, training data, OSC)."""
+    from samuel_live.train.prepare import add_arguments
 
-
-_REGISTRARS: list = []
+    p = sub.add_parser("prepare", help="encode songs / stems / latents / chorales into shards")
+    add_arguments(p)
+    p.set_defaults(func=cmd_prepare)
+    d = sub.add_parser("devices", help="list audio devices and host APIs")
+    d.set_defaults(func=cmd_devices)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -202,7 +202,9 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     done = peer.wait("/samuel/done", a0=job)
     steps = [m.args[1] for m in peer.messages()
              if m.address == "/samuel/progress" and m.args[0] == job]
-    assert steps == [0, 1, 2, 3] and Path(done.args[1]).is_file()
+    # started (0), then steps at most 20 a second, always the last one
+    assert steps[0] == 0 and steps[-1] == 3 and steps == sorted(set(steps))
+    assert Path(done.args[1]).is_file()
     assert done.args[1] == str(server.engine.folder / "udp-take.wav")
     assert done.args[2] == pytest.approx(sine().shape[1] / 44100)
     assert all(v >= 0 for v in done.args[3:]) and done.args[6] >= done.args[4]
@@ -269,7 +271,7 @@ def test_rate_limit_drops_a_burst_and_says_so(tmp_path: Path, peer: Listener) ->
 
 def test_flood_does_not_stop_serving(served: tuple[Engine, OscServer], peer: Listener) -> None:
     engine, server = served
-    peer.send(server.udp_port, "/samuel/generate", "capture", "during-flood", 1, 200)
+    peer.send(server.udp_port, "/samuel/generate", "capture", "during-flood", 1, 100)
     job = peer.wait("/samuel/generate/ack").args[0]
     rng = random.Random(0)
     templates = [encode("/samuel/generate", ("capture", "x", 1, 2)),
@@ -314,9 +316,8 @@ def test_tcp_round_trips(served: tuple[Engine, OscServer]) -> None:
     for mode in ("1.1", "1.0"):  # python-osc's own client, SLIP and length-prefixed
         with tcp_client.SimpleTCPClient("127.0.0.1", server.tcp_port, mode=mode) as c:
             c.send_message("/samuel/ping", [11])
-            replies = list(c.get_messages(5))
-            assert replies and replies[0].address == "/samuel/pong"
-            assert replies[0].params == [11]
+            reply = next(c.get_messages(5))
+            assert (reply.address, reply.params) == ("/samuel/pong", [11])
 
 
 def test_tcp_client_gets_job_events(served: tuple[Engine, OscServer]) -> None:

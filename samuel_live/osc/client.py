@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pythonosc import slip
-from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -23,6 +22,7 @@ from samuel_live.osc.schema import Namespace, OscArg, load_namespace
 MAX_MESSAGE_BYTES = 1024  # every message the server sends stays below this
 MAX_STREAM_FRAME = 65536
 MAX_BUNDLE_DEPTH = 8
+BUNDLE_PREFIX = b"#bundle\x00"
 
 
 class OscPacketError(SamuelError):
@@ -62,27 +62,38 @@ def _infer_tag(value: OscArg) -> str:
 def parse_packet(data: bytes) -> list[Message]:
     """All messages in a datagram (bundles flattened, timetags ignored), or OscPacketError."""
     try:
-        if OscBundle.dgram_is_bundle(data):
-            return list(_flatten(OscBundle(data), 0))
-        if OscMessage.dgram_is_message(data):
-            return [_message(OscMessage(data))]
+        return list(_parse(data, 0))
     except OscPacketError:
         raise
     except Exception as exc:  # python-osc raises ParseError, IndexError, struct.error ...
         raise OscPacketError(f"malformed OSC packet of {len(data)} bytes: {exc}") from None
-    raise OscPacketError(
-        f"malformed OSC packet of {len(data)} bytes: it starts with neither '/' nor '#bundle'"
-    )
 
 
-def _flatten(bundle: OscBundle, depth: int) -> Iterable[Message]:
-    if depth > MAX_BUNDLE_DEPTH:
-        raise OscPacketError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
-    for item in bundle:
-        if isinstance(item, OscBundle):
-            yield from _flatten(item, depth + 1)
-        else:
-            yield _message(item)
+def _parse(data: bytes, depth: int) -> Iterable[Message]:
+    if data.startswith(b"/"):
+        yield _message(OscMessage(data))
+    elif data.startswith(BUNDLE_PREFIX):
+        # Walked here rather than by OscBundle, which skips elements it cannot identify.
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise OscPacketError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+        if len(data) < 16:
+            raise OscPacketError(f"malformed OSC bundle of {len(data)} bytes: no timetag")
+        index = 16
+        while index < len(data):
+            (size,) = struct.unpack(">i", data[index : index + 4].ljust(4, b"\0"))
+            index += 4
+            if size <= 0 or size % 4 or index + size > len(data):
+                raise OscPacketError(
+                    f"malformed OSC bundle: element of {size} bytes at byte {index - 4} "
+                    f"does not fit the {len(data)}-byte bundle"
+                )
+            yield from _parse(data[index : index + size], depth + 1)
+            index += size
+    else:
+        raise OscPacketError(
+            f"malformed OSC packet of {len(data)} bytes: it starts with neither '/' nor "
+            "'#bundle'"
+        )
 
 
 def _message(msg: OscMessage) -> Message:

@@ -118,6 +118,7 @@ class OscServer:
         self._udp = socket.socket(family, socket.SOCK_DGRAM)
         self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self._udp.bind((c.host, c.udp_port))
+        self._udp.settimeout(0.2)  # lets the loop notice close(); data still returns at once
         self._running.set()
         self._spawn(self._udp_loop, "samuel-osc-udp")
         if c.tcp_port >= 0:
@@ -181,6 +182,8 @@ class OscServer:
         while self._running.is_set():
             try:
                 data, addr = self._udp.recvfrom(65536)
+            except TimeoutError:
+                continue
             except OSError:
                 if self._running.is_set():
                     log.exception("UDP receive failed")

@@ -1,0 +1,163 @@
+"""Musical agreement between a vocal and an accompaniment, from semitone-band energies.
+
+Every metric works on the harmonic codec's 64 semitone bands (MIDI 36..99), whatever codec
+the model itself uses, so generated and real accompaniments are measured the same way:
+
+- ``chroma_agreement``: mean cosine similarity of per-frame chroma (12 pitch classes) between
+  two accompaniments (generated vs the real lower voices), over frames where both sound.
+- ``consonance``: share of sung frames where at least 75% of the accompaniment's chroma energy
+  lies on pitch classes consonant with the sung note (unison/octave, thirds, fourth, fifth,
+  sixths).
+- ``key``: MIREX-weighted agreement of the Krumhansl-Kessler keys of vocal and accompaniment
+  (same key 1, a fifth apart 0.5, relative 0.3, parallel 0.2, else 0).
+- ``onset_agreement``: correlation of the onset envelopes (positive spectral flux) of vocal and
+  accompaniment: high when the accompaniment moves on the singer's beats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from samuel_live.codec.harmonic import SILENCE, HarmonicCodec
+
+FIRST_MIDI = 36
+CONSONANT = np.array([1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0], dtype=bool)  # intervals 0..11
+# Krumhansl-Kessler key profiles (C major / C minor).
+MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+SOUNDING_DB = -50.0  # a frame sounds when its loudest band is within this of the clip peak
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Metric values for one clip (NaN where undefined, e.g. a silent accompaniment)."""
+
+    chroma: float
+    consonance: float
+    key: float
+    onset: float
+
+
+_codec: HarmonicCodec | None = None
+
+
+def bands(audio: np.ndarray) -> np.ndarray:
+    """Linear band energies (64, frames) of (2, n) audio."""
+    global _codec  # a fixed DSP analyser: build its tables once per process
+    if _codec is None:
+        _codec = HarmonicCodec()
+    z = _codec.encode(audio.astype(np.float32)).numpy()
+    return np.exp(np.maximum(z, SILENCE)) - np.exp(SILENCE)
+
+
+def chroma(energy: np.ndarray) -> np.ndarray:
+    """(12, frames) pitch-class energy; band i has pitch class (36 + i) % 12."""
+    out = np.zeros((12, energy.shape[1]))
+    for pc in range(12):
+        out[(FIRST_MIDI + pc) % 12] = energy[pc::12].sum(axis=0)
+    return out
+
+
+def sounding(energy: np.ndarray) -> np.ndarray:
+    """Boolean (frames,) mask of frames with sound relative to the clip's peak."""
+    peak = energy.max(axis=0)
+    ref = peak.max()
+    if ref <= 0:
+        return np.zeros(energy.shape[1], dtype=bool)
+    return 20 * np.log10(np.maximum(peak, 1e-12) / ref) > SOUNDING_DB
+
+
+def sung_pitch_class(energy: np.ndarray) -> np.ndarray:
+    """Per-frame pitch class of the sung note: the lowest strong band (the fundamental)."""
+    strong = energy >= 0.5 * energy.max(axis=0, keepdims=True)
+    lowest = strong.argmax(axis=0)
+    return (FIRST_MIDI + lowest) % 12
+
+
+def chroma_agreement(gen: np.ndarray, ref: np.ndarray) -> float:
+    """Mean per-frame chroma cosine similarity over frames where the reference sounds.
+
+    Frames where the generated accompaniment is silent count as 0 (no agreement)."""
+    cg, cr = chroma(gen) * sounding(gen), chroma(ref)
+    mask = sounding(ref)
+    if not mask.any():
+        return float("nan")
+    num = (cg * cr).sum(axis=0)
+    den = np.linalg.norm(cg, axis=0) * np.linalg.norm(cr, axis=0) + 1e-12
+    return float((num / den)[mask].mean())
+
+
+def consonance(vocal: np.ndarray, accomp: np.ndarray, share: float = 0.75) -> float:
+    """Share of sung frames whose accompaniment chroma is >= ``share`` consonant.
+
+    Sung frames with a silent accompaniment count as not consonant."""
+    mask = sounding(vocal)
+    if not mask.any():
+        return float("nan")
+    note = sung_pitch_class(vocal)
+    ca = chroma(accomp)
+    intervals = (np.arange(12)[:, None] - note[None, :]) % 12
+    cons = (ca * CONSONANT[intervals]).sum(axis=0) / (ca.sum(axis=0) + 1e-12)
+    ok = (cons >= share) & sounding(accomp)
+    return float(ok[mask].mean())
+
+
+def key_of(energy: np.ndarray) -> int:
+    """Krumhansl-Kessler key index: 0..11 major (tonic pc), 12..23 minor."""
+    profile = chroma(energy).sum(axis=1)
+    if profile.sum() <= 0:
+        return -1
+    scores = [np.corrcoef(profile, np.roll(MAJOR, k))[0, 1] for k in range(12)]
+    scores += [np.corrcoef(profile, np.roll(MINOR, k))[0, 1] for k in range(12)]
+    return int(np.argmax(scores))
+
+
+def mirex_key_score(a: int, b: int) -> float:
+    """MIREX key-estimation weighting between key indices (0..11 major, 12..23 minor)."""
+    if a < 0 or b < 0:
+        return 0.0
+    ta, ma, tb, mb = a % 12, a >= 12, b % 12, b >= 12
+    if a == b:
+        return 1.0
+    if ma == mb and (tb - ta) % 12 in (5, 7):
+        return 0.5
+    if not ma and mb and tb == (ta + 9) % 12 or ma and not mb and tb == (ta + 3) % 12:
+        return 0.3
+    if ta == tb:
+        return 0.2
+    return 0.0
+
+
+def onset_envelope(energy: np.ndarray) -> np.ndarray:
+    """Positive spectral flux of log band energy, per frame."""
+    logz = np.log(energy + 1e-4)
+    flux = np.maximum(np.diff(logz, axis=1), 0).sum(axis=0)
+    return np.concatenate([[0.0], flux])
+
+
+def onset_agreement(vocal: np.ndarray, accomp: np.ndarray) -> float:
+    """Correlation of onset envelopes; 0 when either is flat (e.g. silence)."""
+    a, b = onset_envelope(vocal), onset_envelope(accomp)
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def score(vocal: np.ndarray, accomp: np.ndarray, reference: np.ndarray | None) -> Scores:
+    """All metrics for (2, n) vocal and accompaniment audio (reference: the real one)."""
+    n = min(vocal.shape[-1], accomp.shape[-1])
+    if reference is not None:
+        n = min(n, reference.shape[-1])
+        reference = reference[:, :n]
+    vocal, accomp = vocal[:, :n], accomp[:, :n]
+    ev, ea = bands(vocal), bands(accomp)
+    silent = not sounding(ea).any()
+    key_v, key_a = key_of(ev), key_of(ea)
+    return Scores(
+        chroma=chroma_agreement(ea, bands(reference)) if reference is not None else float("nan"),
+        consonance=consonance(ev, ea),
+        key=float("nan") if key_v < 0 else (0.0 if silent else mirex_key_score(key_v, key_a)),
+        onset=onset_agreement(ev, ea),
+    )
