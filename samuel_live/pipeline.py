@@ -166,6 +166,64 @@ class Accompanist:
         audio = self.codec.decode(latent)
         return np.ascontiguousarray(audio[:, :n], dtype=np.float32)
 
+    @torch.inference_mode()
+    def accompany_loop(
+        self,
+        vocal: np.ndarray,
+        settings: GenerateSettings,
+        loop_samples: int,
+        *,
+        progress: Progress | None = None,
+        fold_ms: float = 20.0,
+        seam_frames: int = 48,
+    ) -> np.ndarray:
+        """An accompaniment exactly ``loop_samples`` long whose end continues into its start.
+
+        Pass 1 samples a latent of the loop's length. Pass 2 rolls it by half so the wrap
+        point sits in the middle, holds everything but the frames around it, and samples
+        those again (inpainting), so the seam is generated as one piece of music. Decoding
+        runs a few frames past the end (the latent is periodic), and that continuation is
+        crossfaded into the first ``fold_ms`` so the last sample leads into the first.
+        """
+        hop = self.codec.hop
+        if loop_samples < hop * 4:
+            raise AudioInputError(f"a loop must be at least {hop * 4} samples, got {loop_samples}")
+        take = np.zeros((2, loop_samples), dtype=np.float32)
+        take[:, : min(loop_samples, vocal.shape[1])] = vocal[:, :loop_samples]
+        period = max(4, round(loop_samples / hop))
+        cond = _pad_frames(self.encode_vocal(take), period)
+        gen = torch.Generator().manual_seed(settings.seed)
+        size = _round8(period)
+        total = 2 * settings.steps
+        z = self._sample_window(_circular(cond, size), torch.zeros(1, cond.shape[0], size), 0,
+                                settings, gen, _offset(progress, 0, total))[:, :, :period]
+        shift = period // 2
+        rolled, rcond = torch.roll(z, shift, -1), torch.roll(cond, shift, -1)
+        band = min(seam_frames, period // 4)
+        mask = torch.ones(1, 1, size)
+        mask[..., shift - band : shift + band] = 0
+        z2 = self._sample_window(_circular(rcond, size), _circular(rolled[0], size)[None], 0,
+                                 settings, gen, _offset(progress, settings.steps, total),
+                                 mask=mask)[:, :, :period]
+        z = torch.roll(z2, -shift, -1)[0]
+        return self._decode_loop(z, loop_samples, int(fold_ms * SAMPLE_RATE / 1000))
+
+    def _decode_loop(self, z: torch.Tensor, loop_samples: int, fold: int) -> np.ndarray:
+        period, hop = z.shape[-1], self.codec.hop
+        extra = int(math.ceil(fold / hop)) + 2
+        latent = self.stats.denorm_accomp(_circular(z, period + extra))
+        y = self.codec.decode(latent)
+        # the latent period is period*hop samples; stretch it to the loop's exact length
+        ratio = loop_samples / (period * hop)
+        n_out = int(math.floor(y.shape[1] * ratio))
+        src = np.arange(n_out) / ratio
+        y = np.stack([np.interp(src, np.arange(y.shape[1]), ch) for ch in y])
+        out = y[:, :loop_samples].copy()
+        fold = min(fold, y.shape[1] - loop_samples, loop_samples // 2)
+        ramp = np.linspace(0.0, 1.0, fold, endpoint=False)
+        out[:, :fold] = out[:, :fold] * ramp + y[:, loop_samples : loop_samples + fold] * (1 - ramp)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
     def _sample_window(
         self,
         cond: torch.Tensor,
@@ -174,15 +232,17 @@ class Accompanist:
         settings: GenerateSettings,
         gen: torch.Generator,
         progress: Progress | None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Sample one window; frames where ``mask`` is 1 (default: the first ``held``) stay
+        equal to ``known``."""
         dev = self.device
         noise = torch.randn(known.shape, generator=gen).to(dev)
         model_fn = guided_model_fn(self.model, cond[None].to(dev), settings.cfg)
-        inpaint = None
-        if held:
+        if mask is None and held:
             mask = torch.zeros(1, 1, known.shape[-1])
             mask[..., :held] = 1
-            inpaint = Inpaint(known.to(dev), mask.to(dev))
+        inpaint = Inpaint(known.to(dev), mask.to(dev)) if mask is not None else None
         step_seed = int(torch.randint(0, 2**31, (1,), generator=gen))
         noise_gen = torch.Generator(dev).manual_seed(step_seed)
         callback = (lambda i, n, _x0: progress(i + 1, n)) if progress else None
@@ -197,6 +257,12 @@ def _pad_frames(z: torch.Tensor, frames: int) -> torch.Tensor:
         return z[:, :frames]
     fill = z.min(dim=-1, keepdim=True).values.expand(-1, frames - z.shape[-1])
     return torch.cat([z, fill], dim=-1)
+
+
+def _circular(z: torch.Tensor, frames: int) -> torch.Tensor:
+    """Repeat a periodic (C, F) latent along time to ``frames`` frames."""
+    reps = int(math.ceil(frames / z.shape[-1]))
+    return z.repeat(1, reps)[:, :frames]
 
 
 def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
