@@ -43,6 +43,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from samuel_live.config import PostSection
     from samuel_live.pipeline import Accompanist
     from samuel_live.post.chain import build_chain
+    from samuel_live.timing import resolve_time
 
     t0 = time.monotonic()
     vocal = read_audio(args.vocal)
@@ -62,10 +63,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
             bar.n = i
             bar.refresh()
 
-        audio = acc.accompany(vocal, settings, progress=progress)
+        if args.loop_bars:
+            mt = resolve_time(args.bpm, args.meter, None, vocal)
+            loop_n = mt.bars_samples(args.loop_bars)
+            audio = acc.accompany_loop(vocal, settings, loop_n, progress=progress)
+        else:
+            mt = resolve_time(args.bpm, args.meter, None, None) if args.bpm else None
+            audio = acc.accompany(vocal, settings, progress=progress)
     t_model = time.monotonic()
     chain = build_chain(PostSection(preset=args.post))
-    audio = chain.process(audio)
+    audio = process_loop(chain, audio) if args.loop_bars else chain.process(audio)
     t_post = time.monotonic()
     out = write_audio_atomic(args.output, audio, bit_depth=args.bit_depth)
     sidecar = {
@@ -74,6 +81,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "duration_s": audio.shape[1] / sr,
         "samples": int(audio.shape[1]),
         "settings": settings.__dict__,
+        "musical_time": mt.__dict__ if mt else None,
+        "loop_bars": args.loop_bars,
         "post": chain.describe(),
         "model": acc.info(),
         "timings_s": {"load": t_load - t0, "model": t_model - t_load, "post": t_post - t_model,
@@ -82,6 +91,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
     write_json_atomic(out.with_suffix(out.suffix + ".json"), sidecar)
     print(f"{out}  ({audio.shape[1] / sr:.2f} s, model {t_model - t_load:.2f} s)")
     return 0
+
+
+def process_loop(chain, audio):
+    """Post-process a loop in steady state: run two copies, keep the second, so effects with
+    memory (compressor, reverb) carry the loop's own end into its start."""
+    import numpy as np
+
+    n = audio.shape[1]
+    return np.ascontiguousarray(chain.process(np.concatenate([audio, audio], axis=1))[:, n:])
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from samuel_live.batch import find_takes, plan, render
+    from samuel_live.config import PostSection
+    from samuel_live.pipeline import Accompanist
+    from samuel_live.post.chain import build_chain
+
+    takes = find_takes(args.takes)
+    if not takes:
+        raise SamuelError("no audio files found in the given takes/folders")
+    out = Path(args.out).expanduser()
+    jobs = plan(takes, args.variations, args.seed, out, args.format)
+    acc = Accompanist.load(args.model, args.device, args.codec_path)
+    settings = _settings(args, acc.info().get("sampler_defaults", {}))
+    chain = build_chain(PostSection(preset=args.post))
+    with tqdm(total=1, desc="render", unit="step", disable=args.quiet) as bar:
+
+        def progress(done: int, total: int, eta: float) -> None:
+            bar.total, bar.n = total, done
+            bar.set_postfix(eta=f"{eta:.0f}s")
+
+        records = render(acc, jobs, settings, chain, out, bit_depth=args.bit_depth,
+                         progress=progress)
+    failed = [r for r in records if r.status == "failed"]
+    kept = sum(r.status == "kept" for r in records)
+    print(f"{len(records) - len(failed) - kept} rendered, {kept} kept, {len(failed)} failed "
+          f"-> {out / 'manifest.json'}")
+    for r in failed:
+        print(f"  failed: {r.take}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -118,8 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start", type=float, default=0.0, help="seconds into the file")
     g.add_argument("--duration", type=float, help="seconds to use (default: to the end)")
     g.add_argument("-q", "--quiet", action="store_true")
+    g.add_argument("--loop-bars", type=int, help="make a seamless loop of N bars")
+    g.add_argument("--bpm", type=float, help="tempo (default: estimated from the take)")
+    g.add_argument("--meter", help="time signature, e.g. 4/4 (default 4/4)")
     _add_sampling(g)
     g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("render", help="batch: N accompaniment stems for every take")
+    r.add_argument("takes", nargs="+", help="audio files or folders of them")
+    r.add_argument("--out", required=True, help="output folder (rerun to resume)")
+    r.add_argument("--variations", type=int, default=1)
+    r.add_argument("--format", choices=("wav", "flac"), default="wav")
+    r.add_argument("-q", "--quiet", action="store_true")
+    _add_sampling(r)
+    r.set_defaults(func=cmd_render)
 
     t = sub.add_parser("train", help="train a model on prepared shards")
     t.add_argument("config", nargs="?", help="TOML with [train] and [model] tables")
