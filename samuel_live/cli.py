@@ -218,6 +218,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from samuel_live.config import load_config
+    from samuel_live.doctor import report, run_checks
+
+    return report(run_checks(load_config(args.config, args.set)))
+
+
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands whose modules live in other layers (audio devices, training data, OSC)."""
     from samuel_live.train.prepare import add_arguments
@@ -227,6 +234,10 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_prepare)
     d = sub.add_parser("devices", help="list audio devices and host APIs")
     d.set_defaults(func=cmd_devices)
+    doc = sub.add_parser("doctor", help="check the machine; print the fix for each problem")
+    doc.add_argument("--config", help="TOML config file")
+    doc.add_argument("--set", action="append", default=[], help="override: section.key=value")
+    doc.set_defaults(func=cmd_doctor)
 
 
 def main(argv: list[str] | None = None) -> int:

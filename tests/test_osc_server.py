@@ -296,6 +296,10 @@ def test_flood_does_not_stop_serving(served: tuple[Engine, OscServer], peer: Lis
         except OSError:
             pass
     flood.close()
+    import sys
+    for _ in range(10):
+        print(time.monotonic(), server.stats, engine.job(job).step, file=sys.stderr)  # DEBUG
+        time.sleep(1)
     peer.send(server.udp_port, "/samuel/ping", 77)
     peer.wait("/samuel/pong", a0=77, timeout=10)
     done = peer.wait("/samuel/done", a0=job, timeout=120)

@@ -1,0 +1,139 @@
+"""`samuel-live doctor`: check the machine and name the fix for every problem found."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from samuel_live.config import Config
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: ``level`` is ok, warn (works, but worth knowing) or fail (blocks)."""
+
+    name: str
+    level: str
+    detail: str
+    fix: str = ""
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    if v < (3, 11):
+        return Check("python", "fail", f"Python {v.major}.{v.minor}", "install Python 3.11+")
+    return Check("python", "ok", f"Python {v.major}.{v.minor}.{v.micro}")
+
+
+def check_torch() -> Check:
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return Check("torch", "fail", "torch is not installed",
+                     "pip install -c constraints.txt torch==2.13.0")
+    cuda = torch.cuda.is_available()
+    detail = f"torch {torch.__version__}, " + (
+        f"CUDA: {torch.cuda.get_device_name(0)}" if cuda else "no CUDA GPU (CPU inference)")
+    return Check("torch", "ok", detail)
+
+
+def check_audio() -> list[Check]:
+    try:
+        sd = importlib.import_module("sounddevice")
+    except OSError as exc:
+        return [Check("audio", "fail", f"PortAudio not found ({exc})",
+                      "sudo apt-get install libportaudio2")]
+    except ImportError:
+        return [Check("audio", "fail", "sounddevice is not installed", "pip install sounddevice")]
+    apis = [a["name"] for a in sd.query_hostapis()]
+    devices = sd.query_devices()
+    inputs = [d for d in devices if d["max_input_channels"] > 0]
+    out = [Check("audio host APIs", "ok" if apis else "warn", ", ".join(apis) or "none")]
+    if not inputs:
+        out.append(Check("audio input", "warn", "no input device (capture unavailable; file "
+                         "sources still work)", "connect an interface or start JACK: "
+                         "jackd --no-realtime -d dummy &"))
+    else:
+        out.append(Check("audio input", "ok", f"{len(inputs)} input device(s), e.g. "
+                         f"{inputs[0]['name']}"))
+    return out
+
+
+def check_models(config: Config) -> list[Check]:
+    from samuel_live.errors import SamuelError
+    from samuel_live.model.checkpoint import load_checkpoint
+    from samuel_live.pipeline import STARTER_MODEL
+
+    path = Path(config.model.path).expanduser() if config.model.path else STARTER_MODEL
+    try:
+        _, meta = load_checkpoint(path)
+    except SamuelError as exc:
+        return [Check("model", "fail", str(exc),
+                      "reinstall samuel-live, or pass --model PATH to a trained checkpoint")]
+    out = [Check("model", "ok", f"{path.name}: codec {meta.codec}")]
+    if meta.codec == "sao":
+        if not config.model.codec_path:
+            out.append(Check("codec", "fail", "model needs the Stable Audio Open VAE",
+                             "set model.codec_path to your stable-audio-open-1.0 folder"))
+        elif importlib.util.find_spec("diffusers") is None:
+            out.append(Check("codec", "fail", "diffusers is not installed",
+                             "pip install 'samuel-live[sao]'"))
+    return out
+
+
+def check_ports(config: Config) -> list[Check]:
+    out = []
+    s = config.server
+    for kind, port in (("UDP", s.udp_port), ("TCP", s.tcp_port), ("HTTP", s.http_port)):
+        if not port:
+            continue
+        sock = socket.socket(socket.AF_INET,
+                             socket.SOCK_DGRAM if kind == "UDP" else socket.SOCK_STREAM)
+        try:
+            sock.bind((s.host, port))
+            out.append(Check(f"{kind} port {port}", "ok", "free"))
+        except OSError as exc:
+            out.append(Check(f"{kind} port {port}", "fail", f"in use ({exc.strerror})",
+                             f"stop the other server or pass --set server.{kind.lower()}"
+                             f"_port=... (or --udp-port/--tcp-port)"))
+        finally:
+            sock.close()
+    return out
+
+
+def check_render_folder(config: Config) -> Check:
+    folder = Path(config.render.folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return Check("render folder", "fail", f"{folder} is not writable ({exc.strerror})",
+                     "choose another with --render-folder or fix its permissions")
+    return Check("render folder", "ok", str(folder))
+
+
+def run_checks(config: Config) -> list[Check]:
+    checks: list[Check] = [check_python(), check_torch()]
+    steps: list[Callable[[], list[Check] | Check]] = [
+        check_audio, lambda: check_models(config), lambda: check_ports(config),
+        lambda: check_render_folder(config)]
+    for step in steps:
+        res = step()
+        checks += res if isinstance(res, list) else [res]
+    return checks
+
+
+def report(checks: list[Check]) -> int:
+    """Print every finding; exit status 1 when anything blocks."""
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    for c in checks:
+        print(f"[{marks[c.level]}] {c.name}: {c.detail}")
+        if c.fix and c.level != "ok":
+            print(f"        fix: {c.fix}")
+    return 1 if any(c.level == "fail" for c in checks) else 0

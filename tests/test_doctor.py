@@ -1,0 +1,39 @@
+"""`samuel-live doctor` names real problems and exits non-zero when one blocks."""
+
+from __future__ import annotations
+
+import socket
+
+from samuel_live.config import load_config
+from samuel_live.doctor import check_ports, check_render_folder, report, run_checks
+
+
+def test_busy_port_is_a_failure_with_a_fix(tmp_path, capsys):
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    try:
+        cfg = load_config(None, [f"server.udp_port={port}", "server.tcp_port=0",
+                                 "server.http_port=0"])
+        checks = check_ports(cfg)
+    finally:
+        busy.close()
+    assert [c.level for c in checks] == ["fail"]
+    assert report(checks) == 1
+    assert "fix:" in capsys.readouterr().out
+
+
+def test_unwritable_render_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = load_config(None, [f"render.folder={blocker}/sub"])
+    assert check_render_folder(cfg).level == "fail"
+
+
+def test_missing_model_blocks(tmp_path):
+    cfg = load_config(None, [f"model.path={tmp_path}/none.safetensors",
+                             f"render.folder={tmp_path}/r", "server.udp_port=0",
+                             "server.tcp_port=0", "server.http_port=0"])
+    checks = run_checks(cfg)
+    assert any(c.name == "model" and c.level == "fail" for c in checks)
+    assert report(checks) == 1
