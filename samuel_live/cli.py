@@ -225,6 +225,35 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return report(run_checks(load_config(args.config, args.set)))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from samuel_live.config import load_config
+    from samuel_live.osc.commands import serve
+
+    overrides = list(args.set)
+    for flag, key in (("host", "server.host"), ("udp_port", "server.udp_port"),
+                      ("tcp_port", "server.tcp_port"), ("http_port", "server.http_port"),
+                      ("device", "model.device"), ("model", "model.path"),
+                      ("render_folder", "render.folder"), ("input", "capture.device"),
+                      ("hostapi", "capture.hostapi")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return serve(load_config(args.config, overrides))
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from samuel_live.osc.commands import send
+
+    return send(args.host, args.port, args.address, args.args, args.timeout, args.tcp)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from samuel_live.osc.commands import schema_text
+
+    print(schema_text("markdown" if args.markdown else "json"))
+    return 0
+
+
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands whose modules live in other layers (audio devices, training data, OSC)."""
     from samuel_live.train.prepare import add_arguments
@@ -234,6 +263,30 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_prepare)
     d = sub.add_parser("devices", help="list audio devices and host APIs")
     d.set_defaults(func=cmd_devices)
+    sv = sub.add_parser("serve", help="run the engine and its OSC server")
+    sv.add_argument("--config", help="TOML config file")
+    sv.add_argument("--set", action="append", default=[], help="override: section.key=value")
+    sv.add_argument("--host", help="bind address (default 127.0.0.1)")
+    sv.add_argument("--udp-port", type=int)
+    sv.add_argument("--tcp-port", type=int)
+    sv.add_argument("--http-port", type=int, help="OSCQuery namespace over HTTP (0 = off)")
+    sv.add_argument("--device", help="auto | cpu | cuda")
+    sv.add_argument("--model", help="checkpoint (default: the starter model)")
+    sv.add_argument("--render-folder")
+    sv.add_argument("--input", help="capture device name, file:PATH or memory:NAME")
+    sv.add_argument("--hostapi", help="audio host API, e.g. JACK")
+    sv.set_defaults(func=cmd_serve)
+    se = sub.add_parser("send", help="send one OSC message and print the replies")
+    se.add_argument("address")
+    se.add_argument("args", nargs="*")
+    se.add_argument("--host", default="127.0.0.1")
+    se.add_argument("--port", type=int, default=9000)
+    se.add_argument("--tcp", action="store_true")
+    se.add_argument("--timeout", type=float, default=10.0)
+    se.set_defaults(func=cmd_send)
+    sc = sub.add_parser("schema", help="print the OSC namespace (JSON or a Markdown table)")
+    sc.add_argument("--markdown", action="store_true")
+    sc.set_defaults(func=cmd_schema)
     doc = sub.add_parser("doctor", help="check the machine; print the fix for each problem")
     doc.add_argument("--config", help="TOML config file")
     doc.add_argument("--set", action="append", default=[], help="override: section.key=value")

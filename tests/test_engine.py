@@ -72,7 +72,8 @@ class Recorder:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[tuple[Engine, Recorder]]:
     source = MemorySource(sine())
-    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY), capture=source)
+    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY), capture=source,
+                 warm_up=False)
     recorder = Recorder()
     eng.subscribe(recorder)
     eng.start()
@@ -100,6 +101,14 @@ def test_job_writes_audio_and_sidecar(engine: tuple[Engine, Recorder]) -> None:
     assert 0 < timings["model_s"] <= timings["total_s"]
     assert timings["queued_s"] >= 0 and timings["post_s"] >= 0
     assert not list(eng.folder.rglob("*.tmp"))
+
+
+def test_warm_start_then_serve(tmp_path: Path) -> None:
+    with Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                capture=MemorySource(sine())) as eng:
+        assert eng.status().state == "ready"
+        eng.arm()
+        assert eng.wait(eng.submit("capture", "w", steps=1).id, 60).status is JobStatus.DONE
 
 
 def test_random_seed_is_recorded(engine: tuple[Engine, Recorder]) -> None:

@@ -271,7 +271,7 @@ def test_rate_limit_drops_a_burst_and_says_so(tmp_path: Path, peer: Listener) ->
 
 def test_flood_does_not_stop_serving(served: tuple[Engine, OscServer], peer: Listener) -> None:
     engine, server = served
-    peer.send(server.udp_port, "/samuel/generate", "capture", "during-flood", 1, 100)
+    peer.send(server.udp_port, "/samuel/generate", "capture", "during-flood", 1, 30)
     job = peer.wait("/samuel/generate/ack").args[0]
     rng = random.Random(0)
     templates = [encode("/samuel/generate", ("capture", "x", 1, 2)),
@@ -296,12 +296,14 @@ def test_flood_does_not_stop_serving(served: tuple[Engine, OscServer], peer: Lis
         except OSError:
             pass
     flood.close()
-    import sys
-    for _ in range(10):
-        print(time.monotonic(), server.stats, engine.job(job).step, file=sys.stderr)  # DEBUG
-        time.sleep(1)
-    peer.send(server.udp_port, "/samuel/ping", 77)
-    peer.wait("/samuel/pong", a0=77, timeout=10)
+    for _ in range(30):  # UDP: the kernel drops what arrives while the flood fills its buffer
+        peer.send(server.udp_port, "/samuel/ping", 77)
+        try:
+            peer.wait("/samuel/pong", a0=77, timeout=1)
+            break
+        except AssertionError:
+            continue
+    peer.wait("/samuel/pong", a0=77, timeout=1)
     done = peer.wait("/samuel/done", a0=job, timeout=120)
     assert Path(done.args[1]).is_file()
     stats = server.stats

@@ -1,0 +1,107 @@
+"""OSC round-trip latency while the engine generates.
+
+Starts an engine (a real checkpoint with --model, else a random model of the default width),
+measures ping and generate->ack round trips over UDP with the engine idle, then again while a
+long generation runs, and prints p50/p99 for each.
+
+    .venv/bin/python bench/osc_latency.py [--model PATH] [--pings 300] [--acks 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
+from samuel_live.audio.capture import MemorySource
+from samuel_live.config import load_config
+from samuel_live.engine.engine import Engine
+from samuel_live.osc.client import OscClient
+from samuel_live.osc.server import OscServer
+from samuel_live.pipeline import Accompanist
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def ping_rtts(client: OscClient, n: int, interval: float) -> list[float]:
+    rtts = []
+    for token in range(n):
+        t0 = time.perf_counter()
+        client.send("/samuel/ping", token)
+        client.wait_for("/samuel/pong", 5.0, (token,))
+        rtts.append(time.perf_counter() - t0)
+        time.sleep(interval)
+    return rtts
+
+
+def ack_rtts(client: OscClient, engine: Engine, n: int, interval: float) -> list[float]:
+    rtts = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        client.send("/samuel/generate", "capture", f"bench-{i}", 0, 25, -1.0, "-", "-", 1)
+        job = client.wait_for("/samuel/generate/ack", 5.0).args[0]
+        rtts.append(time.perf_counter() - t0)
+        engine.cancel(int(job))  # keep the queue short: only the acknowledgement is measured
+        time.sleep(interval)
+    return rtts
+
+
+def report(name: str, rtts: list[float]) -> str:
+    ms = [r * 1000 for r in rtts]
+    return (f"{name:<32} n={len(ms):4d}  p50 {statistics.median(ms):7.2f} ms  "
+            f"p99 {percentile(ms, 99):7.2f} ms  max {max(ms):7.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="checkpoint; default: random model, default width")
+    parser.add_argument("--seconds", type=float, default=WINDOW_SAMPLES / SAMPLE_RATE,
+                        help="length of the take (default: one 47.55 s window)")
+    parser.add_argument("--pings", type=int, default=300)
+    parser.add_argument("--acks", type=int, default=60)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="samuel-bench-"))
+    config = load_config(None, [f"render.folder={folder}", "server.udp_port=0",
+                                "server.tcp_port=-1", "post.preset=clean"])
+    model = Accompanist.load(args.model) if args.model else Accompanist.random()
+    t = np.arange(int(args.seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    vocal = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
+    engine = Engine(config, accompanist=model, capture=MemorySource(vocal)).start()
+    engine.arm()
+    server = OscServer(engine, config.server).start()
+    info = model.info()
+    print(f"model {info['name']} ({info['params'] / 1e6:.1f}M params) on {info['device']}, "
+          f"take {args.seconds:g} s, server udp {server.udp_port}")
+    lines = []
+    with OscClient("127.0.0.1", server.udp_port) as pinger, \
+            OscClient("127.0.0.1", server.udp_port) as requester:
+        lines.append(report("ping, engine idle", ping_rtts(pinger, args.pings, 0.005)))
+        lines.append(report("generate->ack, engine idle",
+                            ack_rtts(requester, engine, args.acks, 0.02)))
+        long_job = engine.submit("capture", "bench-long", steps=800, priority=9)
+        while long_job.step < 1:  # measure only while the model is actually sampling
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        lines.append(report("ping, during generation", ping_rtts(pinger, args.pings, 0.005)))
+        lines.append(report("generate->ack, during generation",
+                            ack_rtts(requester, engine, args.acks, 0.02)))
+        busy = time.monotonic() - t0
+        steps = long_job.step
+        engine.cancel(long_job.id)
+    print("\n".join(lines))
+    print(f"the generation ran throughout ({steps} sampler steps in {busy:.1f} s, "
+          f"{busy / max(steps, 1):.2f} s/step); server stats {server.stats}")
+    server.close()
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
