@@ -22,8 +22,8 @@ def _data(n: int = 6, frames: int = 64) -> tuple[torch.Tensor, torch.Tensor, dic
     accomp = torch.roll(vocal, -7, dims=1) + 0.1 * torch.randn(n, 64, frames, generator=g)
     st = LatentStats.identity()
     manifest = {"codec": "harmonic", "stats": {
-        "vocal_mean": [-4.0] * 64, "vocal_std": [1.0] * 64,
-        "accomp_mean": list(st.accomp_mean), "accomp_std": [1.0] * 64}}
+        "vocal": {"mean": [-4.0] * 64, "std": [1.0] * 64},
+        "accomp": {"mean": list(st.accomp_mean), "std": [1.0] * 64}}}
     return vocal.half(), accomp.half(), manifest
 
 

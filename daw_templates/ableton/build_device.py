@@ -29,7 +29,7 @@ ENGINE_HOST = "127.0.0.1"
 ENGINE_PORT = 9000  # the engine's server.udp_port
 REPLY_PORT = 9010  # this device's udpreceive port, registered with /samuel/client/register
 
-# --- the patch, as data ---------------------------------------------------------------------------
+# --- the patch, as data ----------------------------------------------------------------------
 # kind: "obj" (an object box), "msg" (a message box), or a Max UI class (live.numbox, ...).
 # UI boxes carry their Live parameter: (long name, type, min, max, initial) and a presentation
 # rectangle; type 0 = float, 1 = int, 2 = enum.
@@ -184,7 +184,7 @@ def object_ports(text: str) -> tuple[int, int]:
     raise ValueError(f"build_device: add the inlets/outlets of {name!r} to object_ports")
 
 
-# --- building the JSON -----------------------------------------------------------------------------
+# --- building the JSON ------------------------------------------------------------------------
 @dataclass
 class Patch:
     boxes: list[dict[str, Any]] = field(default_factory=list)

@@ -83,13 +83,9 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
 
 
 def stats_from_manifest(manifest: dict[str, Any]) -> LatentStats:
-    s = manifest["stats"]
-    return LatentStats(
-        tuple(s["vocal_mean"]),
-        tuple(s["vocal_std"]),
-        tuple(s["accomp_mean"]),
-        tuple(s["accomp_std"]),
-    )
+    """Per-channel statistics from a prepare manifest: {"vocal": {"mean", "std"}, "accomp"}."""
+    v, a = manifest["stats"]["vocal"], manifest["stats"]["accomp"]
+    return LatentStats(tuple(v["mean"]), tuple(v["std"]), tuple(a["mean"]), tuple(a["std"]))
 
 
 class Batches:
@@ -420,8 +416,8 @@ def train_from_config(cfg: TrainConfig, resume: bool = False, progress: bool = T
     from samuel_live.train.shards import load_shards
 
     vocal, accomp, manifest = load_shards(cfg.data)
-    val = manifest.get("validation_mask")
-    val_mask = torch.tensor(val, dtype=torch.bool) if val is not None else None
+    val = manifest.pop("validation_mask", None)
+    val_mask = torch.as_tensor(val, dtype=torch.bool) if val is not None else None
     trainer = Trainer(cfg, vocal, accomp, manifest, val_mask)
     state = Path(cfg.out) / "train_state.pt"
     if resume and state.exists():
