@@ -2,9 +2,10 @@
 
 Starts an engine (a real checkpoint with --model, else a random model of the default width),
 measures ping and generate->ack round trips over UDP with the engine idle, then again while a
-long generation runs, and prints p50/p99 for each.
+long generation runs, and prints p50/p99 for each. The capture ring has the engine's headroom
+(60 s), and the worker uses the engine's torch threads unless --threads says otherwise.
 
-    .venv/bin/python bench/osc_latency.py [--model PATH] [--pings 300] [--acks 60]
+    .venv/bin/python bench/osc_latency.py [--model PATH] [--threads N] [--pings 300] [--acks 60]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.audio.capture import MemorySource
 from samuel_live.config import load_config
-from samuel_live.engine.engine import Engine
+from samuel_live.engine.engine import CAPTURE_HEADROOM_S, Engine, default_threads
 from samuel_live.osc.client import OscClient
 from samuel_live.osc.server import OscServer
 from samuel_live.pipeline import Accompanist
@@ -66,6 +67,8 @@ def main() -> None:
                         help="length of the take (default: one 47.55 s window)")
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--acks", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="torch threads of the engine's worker (default: cores - 1)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="samuel-bench-"))
@@ -74,12 +77,13 @@ def main() -> None:
     model = Accompanist.load(args.model) if args.model else Accompanist.random()
     t = np.arange(int(args.seconds * SAMPLE_RATE)) / SAMPLE_RATE
     vocal = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
-    engine = Engine(config, accompanist=model, capture=MemorySource(vocal)).start()
+    capture = MemorySource(vocal, seconds=config.capture.seconds + CAPTURE_HEADROOM_S)
+    engine = Engine(config, accompanist=model, capture=capture, threads=args.threads).start()
     engine.arm()
     server = OscServer(engine, config.server).start()
     info = model.info()
     print(f"model {info['name']} ({info['params'] / 1e6:.1f}M params) on {info['device']}, "
-          f"take {args.seconds:g} s, server udp {server.udp_port}")
+          f"take {args.seconds:g} s, torch threads {args.threads}, server udp {server.udp_port}")
     lines = []
     with OscClient("127.0.0.1", server.udp_port) as pinger, \
             OscClient("127.0.0.1", server.udp_port) as requester:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.capture import MemorySource, register_memory_source
 from samuel_live.audio.io import read_audio, write_audio_atomic
 from samuel_live.config import Config, load_config
 from samuel_live.engine.engine import Engine, EngineEvent, _describe_failure
@@ -254,14 +255,102 @@ def test_transport_bar_grid(engine: tuple[Engine, Recorder]) -> None:
     assert eng.transport.bar_at() == 5
     assert eng.transport.bar_seconds == pytest.approx(2.0)
     assert eng.transport.bar_at(eng.transport.origin_time + 4.1) == 7
-    frame = eng._boundary(now_frame=1000, rate=SAMPLE_RATE, quantise="bar")
-    origin = 1000 + round((eng.transport.origin_time - __import__("time").monotonic())
-                          * SAMPLE_RATE)
+    now = time.monotonic()
+    frame = eng.transport.boundary_frame(now_frame=1000, rate=SAMPLE_RATE, quantise="bar",
+                                         now=now)
+    origin = 1000 + round((eng.transport.origin_time - now) * SAMPLE_RATE)
     assert (frame - origin) % (2 * SAMPLE_RATE) in (0, 1, 2 * SAMPLE_RATE - 1)
+    assert 1000 <= frame < 1000 + 2 * SAMPLE_RATE
     with pytest.raises(SamuelError):
         eng.set_tempo(1000)
     with pytest.raises(SamuelError):
         eng.set_signature(4, 3)
+
+
+def clicks(seconds: float = 6.0, bpm: float = 120.0) -> np.ndarray:
+    """A click on every beat: a take with a clear tempo."""
+    x = np.zeros((2, int(seconds * SAMPLE_RATE)), dtype=np.float32)
+    beat = 60.0 / bpm * SAMPLE_RATE
+    for k in range(int(x.shape[1] / beat)):
+        i = int(round(k * beat))
+        x[:, i : i + 400] = 0.8 * np.hanning(400)
+    return x
+
+
+def test_ack_goes_out_before_the_capture_is_copied(engine: tuple[Engine, Recorder]) -> None:
+    eng, _ = engine
+    seen: list[object] = []
+    eng.subscribe(lambda e: seen.append(e.job.vocal) if e.kind == "queued" else None)
+    job = eng.wait(eng.submit("capture", "order", steps=1).id, timeout=60)
+    assert seen == [None] and job.status is JobStatus.DONE, job.error
+    assert job.request.source.frames == sine().shape[1]
+
+
+def test_a_failed_copy_fails_the_acknowledged_job(tmp_path: Path) -> None:
+    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                 capture=MemorySource(sine()), warm_up=False)
+    rec = Recorder()
+    eng.subscribe(rec)
+    eng.arm()
+    job = eng.submit("capture", "gone", steps=1)  # acked; the copy waits for start()
+    eng.clear_capture()  # the region is no longer readable when the copy runs
+    with eng:
+        event = rec.wait("failed", job.id)
+    assert rec.kinds(job.id) == ["queued", "failed"]
+    assert "capture copy failed" in event.message and "cleared" in event.message
+
+
+def test_engine_capture_has_headroom_and_takes_one_window(tmp_path: Path) -> None:
+    register_memory_source("long-take", sine(50.0))
+    cfg = make_config(tmp_path, "capture.device=memory:long-take")
+    with Engine(cfg, accompanist=Accompanist.random(TINY), warm_up=False) as eng:
+        ring = eng.capture.ring  # type: ignore[union-attr]
+        assert ring.capacity == round(60.0 * SAMPLE_RATE)
+        eng.arm()
+        job = eng.submit("capture", "window", steps=1)
+        eng.cancel(job.id)
+        source = job.request.source
+        assert source.frames == round(47.55 * SAMPLE_RATE)
+        assert source.end_frame == ring.written == sine(50.0).shape[1]
+
+
+def test_worker_uses_the_configured_torch_threads(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                 capture=MemorySource(sine()), warm_up=False, threads=1)
+    eng.subscribe(lambda e: seen.append(torch.get_num_threads()) if e.kind == "progress"
+                  else None)
+    try:
+        with eng:
+            eng.arm()
+            eng.wait(eng.submit("capture", "t", steps=2).id, timeout=60)
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
+
+
+def test_loop_on_the_takes_estimated_tempo(tmp_path: Path) -> None:
+    with Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                capture=MemorySource(clicks()), warm_up=False) as eng:
+        eng.arm()
+        job = eng.wait(eng.submit("capture", "est-loop", steps=1, loop_bars=2).id, 60)
+        assert job.status is JobStatus.DONE, job.error
+        side = json.loads(job.result.sidecar.read_text())  # type: ignore[union-attr]
+    tempo = side["musical_time"]
+    assert tempo["source"] == "estimate" and tempo["bpm"] == pytest.approx(120, rel=0.02)
+    expected = round(2 * 4 * 60 / tempo["bpm"] * SAMPLE_RATE)
+    assert side["loop_bars"] == 2 and side["samples"] == expected
+    assert read_audio(job.result.path).shape[1] == expected  # type: ignore[union-attr]
+
+
+def test_loop_without_a_tempo_fails_with_the_fix(engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    job = eng.submit("capture", "no-tempo", steps=1, loop_bars=2)  # 0.5 s sine: no beat
+    assert "/samuel/transport/tempo" in rec.wait("failed", job.id).message
+    eng.set_tempo(60)
+    with pytest.raises(SamuelError, match="longest loop"):
+        eng.submit("capture", "too-long", steps=1, loop_bars=16)  # 64 s
 
 
 # --- path security -----------------------------------------------------------------------------

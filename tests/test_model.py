@@ -168,3 +168,15 @@ def test_null_condition_replaces_the_vocal_and_learns() -> None:
 def test_schedule_buffer_travels_with_the_state_dict() -> None:
     state = tiny_model().state_dict()
     torch.testing.assert_close(state["alphas_cumprod"], Schedule().alphas_cumprod.float())
+
+
+def test_training_after_inference_reuses_cached_tables():
+    """Regression: RoPE/mask tables cached under inference_mode broke a later backward."""
+    cfg = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32, cond_dim=16,
+                     attn_levels=(1,), cross_attn_levels=(0, 1))
+    net = SamuelUNet(cfg)
+    x, t = torch.randn(1, 64, 48), torch.tensor([10])
+    with torch.inference_mode():
+        net(x, t, x)
+    net(x, t, x).sum().backward()
+    assert net.null_cond.grad is not None or any(p.grad is not None for p in net.parameters())

@@ -25,6 +25,8 @@ from pythonosc.osc_message import OscMessage
 from test_engine import TINY, make_config, sine
 
 from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.io import read_audio
+from samuel_live.audio.playback import PlaybackConfig, Player
 from samuel_live.config import Config
 from samuel_live.engine.engine import Engine
 from samuel_live.osc.client import MAX_MESSAGE_BYTES, Message, OscClient, encode, parse_packet
@@ -207,7 +209,16 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     assert Path(done.args[1]).is_file()
     assert done.args[1] == str(server.engine.folder / "udp-take.wav")
     assert done.args[2] == pytest.approx(sine().shape[1] / 44100)
-    assert all(v >= 0 for v in done.args[3:]) and done.args[6] >= done.args[4]
+    queued_s, model_s, post_s, total_s, captured_at, capture_latency_s = done.args[3:]
+    assert min(queued_s, model_s, post_s) >= 0 and total_s >= model_s
+    # the latency report: dated from the newest frame captured when the request arrived
+    assert float(captured_at) <= time.time() and capture_latency_s >= total_s
+    timings = json.loads(Path(done.args[1] + ".json").read_text())["timings"]
+    assert timings["captured_at"] == pytest.approx(float(captured_at), abs=1e-6)
+    assert timings["captured_monotonic"] <= time.monotonic()
+    for key, value in zip(("queued_s", "model_s", "post_s", "total_s", "capture_latency_s"),
+                          done.args[3:7] + done.args[8:], strict=True):
+        assert timings[key] == pytest.approx(value, abs=1e-3), key
 
     peer.send(server.udp_port, "/samuel/generate", "capture", "long", 1, LONG_STEPS)
     long_job = peer.wait("/samuel/generate/ack", a0=job + 1).args[0]
@@ -215,6 +226,48 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     peer.send(server.udp_port, "/samuel/cancel", long_job)
     peer.wait("/samuel/cancel/reply", a0=long_job, a1=1)
     peer.wait("/samuel/cancelled", a0=long_job)
+
+
+def test_loop_on_the_daw_transport(served: tuple[Engine, OscServer], peer: Listener) -> None:
+    _, server = served
+    peer.send(server.udp_port, "/samuel/transport/tempo", 100)
+    peer.send(server.udp_port, "/samuel/transport/signature", 4, 4)
+    peer.wait("/samuel/transport/reply", a0=100.0, a1=4)
+    peer.send(server.udp_port, "/samuel/generate", "capture", "loop4", 3, 1, -1.0, "-", "-", 5,
+              4)
+    job = peer.wait("/samuel/generate/ack").args[0]
+    done = peer.wait("/samuel/done", a0=job)
+    assert read_audio(done.args[1]).shape == (2, 423360)  # 4 bars of 4 beats at 100 bpm
+    side = json.loads(Path(done.args[1] + ".json").read_text())
+    assert side["loop_bars"] == 4 and side["samples"] == 423360
+    assert side["musical_time"] == {"bpm": 100.0, "beats_per_bar": 4, "beat_unit": 4,
+                                    "source": "transport"}
+
+
+@pytest.mark.jack
+def test_autoplay_starts_the_loop_on_the_next_bar(jack_server: str, tmp_path: Path,
+                                                  peer: Listener) -> None:
+    player = Player(PlaybackConfig(device="system", hostapi="JACK")).start()
+    engine = Engine(make_config(tmp_path, *PORTS), accompanist=Accompanist.random(TINY),
+                    capture=MemorySource(sine()), player=player, warm_up=False)
+    with engine, OscServer(engine, engine.config.server) as server:
+        engine.arm()
+        peer.send(server.udp_port, "/samuel/transport/tempo", 120)
+        peer.send(server.udp_port, "/samuel/transport/bar", 1)
+        peer.wait("/samuel/transport/reply", a0=120.0)
+        peer.send(server.udp_port, "/samuel/generate", "capture", "auto", 3, 1, -1.0, "-", "-",
+                  5, 1, 1)
+        job = peer.wait("/samuel/generate/ack").args[0]
+        peer.wait("/samuel/done", a0=job)
+        _, frame, in_s = peer.wait("/samuel/play/reply", a0=job).args
+        assert 0 <= in_s <= engine.transport.bar_seconds
+        rate = player.device_rate
+        next_bar = engine.transport.boundary_frame(player.position().stream_frame, rate, "bar")
+        off_grid = (next_bar - frame) % (engine.transport.bar_seconds * rate)
+        block = 512  # the stream frame counter advances a block at a time
+        assert min(off_grid, engine.transport.bar_seconds * rate - off_grid) <= block + 1
+        time.sleep(in_s + 0.3)
+        assert player.position().playing and player.position().audio_frame is not None
 
 
 def test_registered_clients_get_events_of_other_clients(served: tuple[Engine, OscServer],
@@ -344,7 +397,7 @@ def test_oscquery_over_http(served: tuple[Engine, OscServer]) -> None:
     assert info["OSC_PORT"] == server.udp_port and info["OSC_TRANSPORT"] == "UDP"
     assert info["NAME"] == "samuel-live"
     node = json.load(urllib.request.urlopen(base + "/samuel/generate", timeout=5))
-    assert node["TYPE"] == "ssiifssi" and node["REPLY"] == "/samuel/generate/ack"
+    assert node["TYPE"] == "ssiifssiii" and node["REPLY"] == "/samuel/generate/ack"
     assert json.load(urllib.request.urlopen(base + "/samuel/ping?TYPE", timeout=5)) == {
         "TYPE": "i"}
     with pytest.raises(urllib.error.HTTPError) as err:

@@ -4,16 +4,21 @@ Network and audio threads only call the quick methods here (``submit``, ``cancel
 capture controls); every generation runs on the single worker thread, so the model is never
 used by two threads at once. What happens is announced to subscribers as ``EngineEvent``s; the
 engine knows nothing about who listens (the OSC layer is one subscriber).
+
+A capture request is acknowledged before its audio is copied: ``submit`` fixes the ring region
+(the frames sung up to the request), announces "queued", and hands the ~17 MB copy to a
+snapshot thread. The ring keeps ``CAPTURE_HEADROOM_S`` more than a take, so the region is still
+intact when the copy runs a few milliseconds later.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import os
+import queue
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,19 +34,23 @@ from samuel_live.engine.jobs import (
     JobQueue,
     JobResult,
     JobStatus,
+    LoopSpec,
     Source,
     StepClock,
     running_eta,
 )
 from samuel_live.engine.paths import input_path, output_path
+from samuel_live.engine.transport import Playback, PlayStart, Transport
 from samuel_live.errors import AudioInputError, JobCancelled, ModelError, SamuelError
 from samuel_live.settings import GenerateSettings
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 32  # each queued capture job holds its vocal (up to ~17 MB)
-RESULT_CACHE = 4  # finished results kept in memory for instant playback
 WARMUP_SECONDS = 1.0
+CAPTURE_HEADROOM_S = 12.45  # a 47.55 s take in a 60 s ring: the copy may start late
+SNAPSHOT_SLACK_S = 1.0  # a ring without headroom gives takes this much shorter instead
+BACKGROUND_NICE = 10  # worker and snapshot threads yield the CPU to network and audio threads
 EventSink = Callable[["EngineEvent"], None]
 
 
@@ -49,34 +58,15 @@ EventSink = Callable[["EngineEvent"], None]
 class EngineEvent:
     """Something subscribers may want to know.
 
-    kinds: queued, started, progress, done, failed, cancelled (with ``job``); model_loaded,
-    model_failed (with ``data`` = model info or ``message``).
+    kinds: queued, started, progress, done, failed, cancelled (with ``job``); playing (``job``
+    and ``data`` = frame, in_s) and play_failed (``job``, ``message``) for autoplay;
+    model_loaded, model_failed (with ``data`` = model info or ``message``).
     """
 
     kind: str
     job: Job | None = None
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Transport:
-    """Tempo and bar grid. The grid's phase is kept as a monotonic time, so it maps onto any
-    device's frame counter when playback is scheduled."""
-
-    bpm: float = 120.0
-    beats: int = 4
-    unit: int = 4
-    origin_time: float = field(default_factory=time.monotonic)
-    origin_bar: int = 1
-
-    @property
-    def bar_seconds(self) -> float:
-        return self.beats * (4.0 / self.unit) * 60.0 / self.bpm
-
-    def bar_at(self, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
-        return self.origin_bar + math.floor((now - self.origin_time) / self.bar_seconds)
 
 
 @dataclass(frozen=True)
@@ -86,13 +76,6 @@ class EngineStatus:
     running: int  # job id or -1
     model: str
     transport: Transport
-
-
-@dataclass(frozen=True)
-class PlayStart:
-    job: int
-    frame: int
-    in_s: float
 
 
 class Engine:
@@ -106,7 +89,10 @@ class Engine:
         capture: Any = None,
         player: Any = None,
         warm_up: bool = True,
+        threads: int | None = None,
     ) -> None:
+        """``threads``: torch threads for generation; None = one less than the CPU cores, so
+        the network, snapshot and audio threads keep a core."""
         self.config = config
         self.folder = render_folder(config)
         self._model = accompanist
@@ -114,13 +100,14 @@ class Engine:
         self._model_error: str | None = None
         self._loading = 0
         self.capture = capture
-        self._player = player
+        self._playback = Playback(config.capture, player)
         self._warm = warm_up
+        self.threads = threads if threads else default_threads()
         self._post = config.post
         self._chain = _build_post(config.post)
         self._queue = JobQueue()
         self._jobs: dict[int, Job] = {}
-        self._results: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._snapshots: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._next_id = 1
         self._running: Job | None = None
         self._lock = threading.RLock()
@@ -129,12 +116,14 @@ class Engine:
         self.transport = Transport()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._snapshotter: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Engine:
         """Load and warm the model (if none was given), open capture, start the worker."""
         if self._worker is not None:
             return self
+        _set_torch_threads(self.threads)
         if self._model is None:
             self._load_initial_model()
         elif self._warm:
@@ -144,6 +133,9 @@ class Engine:
         elif hasattr(self.capture, "start"):
             self.capture.start()
         self._stop.clear()
+        self._snapshotter = threading.Thread(target=self._snapshot_loop, daemon=True,
+                                             name="samuel-snapshot")
+        self._snapshotter.start()
         self._worker = threading.Thread(target=self._work, name="samuel-engine", daemon=True)
         self._worker.start()
         return self
@@ -155,12 +147,14 @@ class Engine:
             if self._running is not None:
                 self._running.cancel_event.set()
         self._queue.close()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
-            self._worker = None
-        for device in (self.capture, self._player):
-            if device is not None and hasattr(device, "close"):
-                device.close()
+        self._snapshots.put(None)
+        for thread in (self._snapshotter, self._worker):
+            if thread is not None:
+                thread.join(timeout=30)
+        self._snapshotter = self._worker = None
+        if self.capture is not None and hasattr(self.capture, "close"):
+            self.capture.close()
+        self._playback.close()
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -184,11 +178,12 @@ class Engine:
         c = self.config.capture
         try:
             if c.device.startswith(("file:", "memory:")):
-                source = open_capture(c.device, seconds=c.seconds)
+                source = open_capture(c.device, seconds=c.seconds + CAPTURE_HEADROOM_S)
             else:
                 source = open_capture(CaptureConfig(
                     device=c.device or None, hostapi=c.hostapi or None, channels=c.channels,
-                    blocksize=c.blocksize, samplerate=c.samplerate or None, seconds=c.seconds,
+                    blocksize=c.blocksize, samplerate=c.samplerate or None,
+                    seconds=c.seconds + CAPTURE_HEADROOM_S,
                 ))
             return source.start()
         except SamuelError as exc:
@@ -229,32 +224,44 @@ class Engine:
         post: str = "-",
         priority: int = 5,
         origin: Any = None,
+        loop_bars: int = 0,
+        autoplay: bool = False,
     ) -> Job:
         """Validate a request and queue it; raises SamuelError at once if it cannot run.
 
         ``seed`` -1 picks a random seed, ``steps`` 0 / ``cfg`` < 0 / ``sampler`` "-" use the
-        configured defaults, ``output`` None or "-" an automatic name.
+        configured defaults, ``output`` None or "-" an automatic name. ``loop_bars`` > 0 makes
+        a seamless loop that many bars long; ``autoplay`` plays the result from the next bar
+        line once it is done (looped, for a loop).
         """
         if self._stop.is_set():
             raise SamuelError("the engine is shutting down")
-        if len(self._queue) >= MAX_QUEUED:
+        if len(self._queue) + self._snapshots.qsize() >= MAX_QUEUED:
             raise SamuelError(f"{MAX_QUEUED} jobs are queued already; wait or cancel some")
         with self._lock:
             job_id, self._next_id = self._next_id, self._next_id + 1
+            transport = self.transport
         settings = self._settings(seed, steps, cfg, sampler)
         chain = self._chain_for(post)
+        loop = _loop_spec(loop_bars, transport)
         out_path = self._output(output, job_id)
-        where, vocal = self._source(source)
-        request = GenerateRequest(source=where, output=out_path, settings=settings, post=post)
-        job = Job(id=job_id, request=request, priority=priority, origin=origin, vocal=vocal,
-                  chain=chain, total=settings.steps)
+        where = self._source(source)
+        request = GenerateRequest(source=where, output=out_path, settings=settings, post=post,
+                                  loop=loop, autoplay=bool(autoplay))
+        job = Job(id=job_id, request=request, priority=priority, origin=origin, chain=chain,
+                  total=settings.steps * (2 if loop else 1),
+                  musical_time=None if loop else transport.musical_time(),
+                  beat_unit=transport.unit if transport.meter_set else 4)
         with self._lock:
             self._jobs[job_id] = job
             self._forget_old_jobs()
         job.position = self._queue.ahead_of(priority)
         job.eta_s = self._eta_for(job)
-        self._emit("queued", job)  # before the worker can see it: "queued" precedes "started"
-        self._queue.put(job)
+        self._emit("queued", job)  # the ack: before the copy, and before "started"
+        if where.kind == "file":
+            self._queue.put(job)
+        else:
+            self._snapshots.put(job)
         return job
 
     def _settings(self, seed: int, steps: int, cfg: float, sampler: str) -> GenerateSettings:
@@ -266,27 +273,58 @@ class Engine:
             seed=int(seed) if seed >= 0 else secrets.randbelow(2**31),
         )
 
-    def _source(self, text: str) -> tuple[Source, np.ndarray | None]:
-        """The checked source, and for capture sources a copy of the vocal taken now (the
-        singer keeps singing while the job waits)."""
+    def _source(self, text: str) -> Source:
+        """The checked source. For the capture, the ring region is fixed now (what was sung
+        up to this request); the snapshot thread copies it right after the ack."""
         if text.startswith("file:"):
             path = input_path(text[5:], self.folder, self.config.render.allowed_input_dirs)
-            return Source(kind="file", path=path), None
+            return Source(kind="file", path=path)
         if text not in ("capture", "region"):
             raise SamuelError(f"unknown source {text!r}; use capture, region or file:PATH")
         capture = self._need_capture()
+        stamp = capture.last_capture_time()
+        lo, now = capture.ring.available()
         if text == "region":
             start, end = capture.marks
-            vocal = capture.snapshot_marked()
-            end = end if end is not None else (start or 0) + vocal.shape[-1]
+            if start is None:
+                raise AudioInputError("no region is marked; send /samuel/capture/mark start "
+                                      "(and end) first")
+            end = now if end is None else end
+            if start < lo:
+                raise AudioInputError(f"the marked region starts at frame {start}, but the "
+                                      f"oldest frame still captured is {lo}; mark it again")
         else:
-            start, end = capture.ring.available()
-            vocal = capture.snapshot(last_frames=end - start)  # rolling read: retries if torn
-        if vocal.shape[-1] == 0:
+            start, end = max(lo, now - self._take_frames(capture)), now
+        if end <= start:
             raise AudioInputError(
                 "nothing captured yet; send /samuel/capture/arm (or `capture arm`) and sing first"
             )
-        return Source(text, None, start, end, _wall_time_of(capture)), vocal
+        return Source(text, None, start, end, _wall_time_of(stamp.monotonic),
+                      stamp.monotonic or None, stamp.adc_time or None)
+
+    def _take_frames(self, capture: Any) -> int:
+        """How many of the newest frames a capture take holds: the configured seconds, less
+        ``SNAPSHOT_SLACK_S`` if the ring has no room for the copy to start late."""
+        want = round(self.config.capture.seconds * SAMPLE_RATE)
+        room = capture.ring.capacity - round(SNAPSHOT_SLACK_S * SAMPLE_RATE)
+        return max(1, min(want, room))
+
+    def _snapshot_loop(self) -> None:
+        _lower_priority()
+        while (job := self._snapshots.get()) is not None:
+            self._take_snapshot(job)
+
+    def _take_snapshot(self, job: Job) -> None:
+        """Copy a capture job's region out of the ring and queue the job for the worker."""
+        src = job.request.source
+        if not job.cancel_requested:
+            try:
+                job.vocal = self._need_capture().snapshot(start_frame=src.start_frame,
+                                                          end_frame=src.end_frame)
+            except SamuelError as exc:
+                self._finish(job, JobStatus.FAILED, f"capture copy failed: {exc}")
+                return
+        self._queue.put(job)  # a cancelled job is skipped and reported by the queue
 
     def _output(self, name: str | None, job_id: int) -> Path:
         suffix = "." + self.config.render.format.lstrip(".")
@@ -309,7 +347,7 @@ class Engine:
             est = self._clock.estimate(j.request.settings.steps, audio_s)
             if est < 0:
                 return -1.0
-            total += est
+            total += est * (2 if j.request.loop else 1)
         running = self._running
         if running is not None and running.eta_s > 0:
             total += running.eta_s
@@ -358,6 +396,8 @@ class Engine:
 
     # --- worker ------------------------------------------------------------------------------
     def _work(self) -> None:
+        _set_torch_threads(self.threads)  # OpenMP keeps the thread count per thread
+        _lower_priority()
         while not self._stop.is_set():
             self._swap_model()
             job, skipped = self._queue.get(timeout=0.1)
@@ -388,15 +428,38 @@ class Engine:
         if model is None:
             raise ModelError(f"no model loaded ({self._model_error}); load one with model/load")
         vocal = self._vocal(job)
+        loop = job.request.loop
         t0 = time.monotonic()
-        audio = model.accompany(vocal, job.request.settings, progress=self._progress_hook(job))
+        if loop is None:
+            audio = model.accompany(vocal, job.request.settings,
+                                    progress=self._progress_hook(job))
+        else:
+            audio, vocal = self._accompany_loop(job, model, loop, vocal)
         t1 = time.monotonic()
         chain = job.chain
         if chain is not None:
-            audio = chain.process(audio, vocal=vocal)
+            audio = (chain.process(audio, vocal=vocal) if loop is None
+                     else chain.process_loop(audio, vocal=vocal))
         t2 = time.monotonic()
         self._clock.record(t1 - t0, job.total, vocal.shape[-1] / SAMPLE_RATE)
         self._write(job, model, audio, model_s=t1 - t0, post_s=t2 - t1)
+        if job.request.autoplay:
+            self._autoplay(job)
+
+    def _accompany_loop(self, job: Job, model: Any, loop: LoopSpec,
+                        vocal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A seamless loop of ``loop.bars`` bars on the newest bars of the take; returns it
+        and the part of the take it was made from."""
+        job.musical_time = tempo = loop.resolve(vocal)
+        n = loop.samples(tempo)
+        if n > WINDOW_SAMPLES:
+            raise SamuelError(f"a loop of {loop.bars} bars at {tempo.bpm:g} bpm is "
+                              f"{n / SAMPLE_RATE:.1f} s; loops are limited to "
+                              f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, ask for fewer bars")
+        take = vocal[:, -n:]
+        audio = model.accompany_loop(take, job.request.settings, n,
+                                     progress=self._progress_hook(job))
+        return audio, take
 
     def _vocal(self, job: Job) -> np.ndarray:
         vocal = job.vocal
@@ -426,19 +489,29 @@ class Engine:
         path = write_audio_atomic(job.request.output, audio, SAMPLE_RATE,
                                   self.config.render.bit_depth)
         now = time.monotonic()
+        captured = job.request.source.captured_monotonic
         result = JobResult(
             path=path, sidecar=path.with_suffix(path.suffix + ".json"),
             duration_s=audio.shape[-1] / SAMPLE_RATE,
             queued_s=(job.started or now) - job.submitted, model_s=model_s, post_s=post_s,
             total_s=now - job.submitted,
+            capture_latency_s=now - captured if captured is not None else -1.0,
         )
         write_json_atomic(result.sidecar, _sidecar(job, model, result))
         job.result = result
-        with self._lock:
-            self._results[job.id] = audio
-            while len(self._results) > RESULT_CACHE:
-                self._results.popitem(last=False)
+        self._playback.keep(job.id, audio)
         self._finish(job, JobStatus.DONE)
+
+    def _autoplay(self, job: Job) -> None:
+        """Play a finished result from the next bar line; a failure is reported, the job
+        stays done."""
+        try:
+            start = self.play(job.id, loop=job.request.loop is not None, quantise="bar")
+        except Exception as exc:  # no output device must not undo a finished job
+            message = str(exc) if isinstance(exc, SamuelError) else _describe_failure(exc)
+            self._emit("play_failed", job, f"autoplay: {message}")
+            return
+        self._emit("playing", job, data={"frame": start.frame, "in_s": start.in_s})
 
     def _finish(self, job: Job, status: JobStatus, message: str = "") -> None:
         job.status, job.finished, job.error = status, time.monotonic(), message or None
@@ -534,72 +607,27 @@ class Engine:
 
     # --- transport and playback --------------------------------------------------------------
     def set_tempo(self, bpm: float) -> None:
-        if not 20.0 <= bpm <= 400.0:
-            raise SamuelError(f"tempo must be between 20 and 400 bpm, got {bpm}")
         with self._lock:
-            now = time.monotonic()
-            bar = self.transport.bar_at(now)
-            start = self.transport.origin_time + (bar - self.transport.origin_bar) * (
-                self.transport.bar_seconds)
-            self.transport = replace(self.transport, bpm=float(bpm), origin_time=start,
-                                     origin_bar=bar)
+            self.transport = self.transport.with_tempo(bpm)
 
     def set_signature(self, beats: int, unit: int) -> None:
-        if not 1 <= beats <= 32 or unit not in (1, 2, 4, 8, 16):
-            raise SamuelError(f"time signature {beats}/{unit} is not supported")
         with self._lock:
-            self.transport = replace(self.transport, beats=beats, unit=unit)
+            self.transport = self.transport.with_signature(beats, unit)
 
     def set_bar(self, bar: int) -> None:
         """Bar ``bar`` starts now."""
         with self._lock:
-            self.transport = replace(self.transport, origin_time=time.monotonic(),
-                                     origin_bar=int(bar))
+            self.transport = self.transport.with_bar(bar)
 
     def play(self, job_id: int, loop: bool = False, quantise: str = "bar") -> PlayStart:
         """Play a finished job's audio from the next bar line (or beat, or now)."""
-        audio = self._result_audio(job_id)
-        player = self._need_player()
-        rate = player.device_rate or SAMPLE_RATE
-        now_frame = player.position().stream_frame
-        at = None if quantise == "now" else self._boundary(now_frame, rate, quantise)
-        start = player.play(audio, at_frame=at, loop=loop)
-        return PlayStart(job_id, int(start), max(0.0, (start - now_frame) / rate))
-
-    def _boundary(self, now_frame: int, rate: int, quantise: str) -> int:
-        from samuel_live.audio.playback import next_boundary_frame
-
-        t = self.transport
-        origin = now_frame + round((t.origin_time - time.monotonic()) * rate)
-        quarter_notes = (t.beats if quantise == "bar" else 1) * 4.0 / t.unit
-        return next_boundary_frame(now_frame, t.bpm, quarter_notes, origin, samplerate=rate)
+        job = self._jobs.get(job_id)
+        path = job.result.path if job is not None and job.result is not None else None
+        audio = self._playback.audio(job_id, path)
+        return self._playback.play(job_id, audio, self.transport, loop, quantise)
 
     def stop_playback(self) -> None:
-        if self._player is not None:
-            self._player.stop()
-
-    def _result_audio(self, job_id: int) -> np.ndarray:
-        with self._lock:
-            audio = self._results.get(job_id)
-        if audio is not None:
-            return audio
-        job = self._jobs.get(job_id)
-        if job is None or job.result is None:
-            raise SamuelError(f"job {job_id} has no finished result to play")
-        from samuel_live.audio.io import read_audio
-
-        return read_audio(job.result.path)
-
-    def _need_player(self) -> Any:
-        if self._player is None:
-            from samuel_live.audio.playback import PlaybackConfig, Player
-
-            c = self.config.capture
-            device = None if c.device.startswith(("file:", "memory:")) else (c.device or None)
-            player = Player(PlaybackConfig(device=device, hostapi=c.hostapi or None))
-            player.start()
-            self._player = player
-        return self._player
+        self._playback.stop()
 
 
 def _build_post(section: PostSection) -> Any:
@@ -614,24 +642,58 @@ def _load_accompanist(path: str | None, device: str, codec_path: str | None) -> 
     return Accompanist.load(path, device=device, codec_path=codec_path)
 
 
+def default_threads() -> int:
+    """One torch thread less than the CPU cores this process may use (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 2) - 1)
+
+
+def _set_torch_threads(threads: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _lower_priority() -> None:
+    """Raise this thread's nice value (Linux: per thread), so that with every core busy the
+    OSC and audio threads still run at once."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
+    except (AttributeError, OSError):  # not on this platform: run at normal priority
+        pass
+
+
+def _loop_spec(bars: int, transport: Transport) -> LoopSpec | None:
+    """The loop a request asks for, with the DAW's tempo and meter as they are now."""
+    if bars <= 0:
+        return None
+    loop = LoopSpec(bars, transport.musical_time(),
+                    transport.beats if transport.meter_set else None,
+                    transport.unit if transport.meter_set else 4)
+    if loop.transport is not None and loop.samples(loop.transport) > WINDOW_SAMPLES:
+        raise SamuelError(f"{bars} bars at {transport.bpm:g} bpm are longer than "
+                          f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, the longest loop; ask for fewer")
+    return loop
+
+
 def _warm_up(model: Any) -> None:
     """One tiny generation so the first real job does not pay for lazy initialisation."""
     silence = np.zeros((2, int(WARMUP_SECONDS * SAMPLE_RATE)), dtype=np.float32)
     model.accompany(silence, GenerateSettings(steps=1, seed=0))
 
 
-def _wall_time_of(capture: Any) -> float | None:
-    """Wall-clock time at which the newest captured frame arrived (None if none has)."""
-    stamp = capture.last_capture_time()
-    if not stamp.monotonic:
+def _wall_time_of(monotonic: float) -> float | None:
+    """Wall-clock time of a ``time.monotonic()`` stamp (None for 0: nothing captured)."""
+    if not monotonic:
         return None
-    return time.time() - (time.monotonic() - stamp.monotonic)
+    return time.time() - (time.monotonic() - monotonic)
 
 
 def _audio_seconds(job: Job) -> float:
-    if job.vocal is not None:
-        return job.vocal.shape[-1] / SAMPLE_RATE
-    return WINDOW_SAMPLES / SAMPLE_RATE
+    frames = job.request.source.frames
+    return (frames if frames else WINDOW_SAMPLES) / SAMPLE_RATE
 
 
 def _describe_failure(exc: Exception) -> str:
@@ -648,24 +710,34 @@ def _describe_failure(exc: Exception) -> str:
 
 def _sidecar(job: Job, model: Any, result: JobResult) -> dict[str, Any]:
     info = model.info()
-    source = job.request.source
+    request = job.request
+    source = request.source
+    tempo = job.musical_time
     return {
         "job": job.id,
         "audio": result.path.name,
-        "settings": asdict(job.request.settings),
-        "seed": job.request.settings.seed,
-        "post": job.request.post,
+        "settings": asdict(request.settings),
+        "seed": request.settings.seed,
+        "post": request.post,
         "model": {"name": info.get("name"), "hash": info.get("hash"),
                   "codec": info.get("codec"), "device": info.get("device")},
         "source": source.describe(),
+        "loop_bars": request.loop.bars if request.loop else 0,
+        "musical_time": None if tempo is None else {
+            "bpm": tempo.bpm, "beats_per_bar": tempo.beats_per_bar,
+            "beat_unit": job.beat_unit, "source": tempo.source},
         "timings": {
             "captured_at": source.captured_at,
+            "captured_monotonic": source.captured_monotonic,
+            "captured_adc_time": source.captured_adc,
             "submitted_at": job.submitted_wall,
             "queued_s": round(result.queued_s, 4),
             "model_s": round(result.model_s, 4),
             "post_s": round(result.post_s, 4),
             "total_s": round(result.total_s, 4),
+            "capture_latency_s": round(result.capture_latency_s, 4),
         },
         "duration_s": result.duration_s,
+        "samples": round(result.duration_s * SAMPLE_RATE),
         "sample_rate": SAMPLE_RATE,
     }

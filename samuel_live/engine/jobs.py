@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from samuel_live import SAMPLE_RATE
+from samuel_live.errors import SamuelError
 from samuel_live.settings import GenerateSettings
+from samuel_live.timing import MusicalTime, resolve_time
 
 
 class JobStatus(StrEnum):
@@ -30,14 +33,25 @@ class JobStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Source:
-    """Where the vocal comes from: the capture (its last frames up to ``end_frame``), a marked
-    region ``[start_frame, end_frame)``, or a file already checked against the allowed folders."""
+    """Where the vocal comes from: the capture ring's frames ``[start_frame, end_frame)`` (the
+    newest ones for "capture", the marked ones for "region"), or a file already checked
+    against the allowed folders. The clock fields date the newest captured frame when the
+    request arrived: wall clock, ``time.monotonic()`` and the input stream's ADC clock (None
+    where the source has no such clock)."""
 
     kind: str  # "capture" | "region" | "file"
     path: Path | None = None
     start_frame: int | None = None
     end_frame: int | None = None
-    captured_at: float | None = None  # wall-clock time the capture position was taken
+    captured_at: float | None = None
+    captured_monotonic: float | None = None
+    captured_adc: float | None = None
+
+    @property
+    def frames(self) -> int | None:
+        if self.start_frame is None or self.end_frame is None:
+            return None
+        return self.end_frame - self.start_frame
 
     def describe(self) -> str:
         if self.kind == "file":
@@ -46,13 +60,44 @@ class Source:
 
 
 @dataclass(frozen=True)
+class LoopSpec:
+    """A request for a seamless loop of ``bars`` bars. ``transport`` is the DAW's tempo when
+    the request arrived (None: estimate it from the take); ``meter`` its beats per bar if the
+    DAW sent a signature, and ``unit`` the signature's note value."""
+
+    bars: int
+    transport: MusicalTime | None = None
+    meter: int | None = None
+    unit: int = 4
+
+    def resolve(self, take: np.ndarray | None) -> MusicalTime:
+        """Tempo and meter: the DAW's, else the take's own tempo estimate."""
+        meter = str(self.meter) if self.meter else None
+        try:
+            return resolve_time(None, meter, self.transport, take)
+        except SamuelError as exc:
+            raise SamuelError(
+                f"a loop needs a tempo and none could be estimated from the take ({exc}); "
+                "send /samuel/transport/tempo BPM before /samuel/generate"
+            ) from None
+
+    def samples(self, tempo: MusicalTime) -> int:
+        """The loop's exact length in samples (bars of ``beats`` ``1/unit`` notes)."""
+        bar = tempo.bar_samples(SAMPLE_RATE) * 4.0 / self.unit
+        return int(round(self.bars * bar))
+
+
+@dataclass(frozen=True)
 class GenerateRequest:
-    """One validated request: source, output file, per-call settings and post preset."""
+    """One validated request: source, output file, per-call settings and post preset; a loop
+    request and whether to play the result on the next bar line once it is done."""
 
     source: Source
     output: Path
     settings: GenerateSettings
     post: str = "-"  # "-" = the engine's current chain, "none" = no post, else a preset name
+    loop: LoopSpec | None = None
+    autoplay: bool = False
 
 
 @dataclass
@@ -66,6 +111,7 @@ class JobResult:
     model_s: float
     post_s: float
     total_s: float
+    capture_latency_s: float = -1.0  # newest captured frame -> file written; -1 for files
 
 
 @dataclass
@@ -90,6 +136,8 @@ class Job:
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     vocal: np.ndarray | None = field(default=None, repr=False)  # capture copy, freed once used
     chain: Any = field(default=None, repr=False)  # the PostChain to apply, None = no post
+    musical_time: MusicalTime | None = None  # the tempo used: a loop's, or the DAW's if sent
+    beat_unit: int = 4  # the note value of musical_time's beats (8 for 6/8)
 
     @property
     def cancel_requested(self) -> bool:

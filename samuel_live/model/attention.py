@@ -16,7 +16,20 @@ from torch import Tensor, nn
 LOCAL_WINDOW = 16
 
 
-@lru_cache(maxsize=64)
+def _cached(fn):
+    """lru_cache for constant tables, built outside inference mode: a table first made under
+    ``torch.inference_mode`` (generation) could otherwise not be reused by training."""
+    cached = lru_cache(maxsize=64)(fn)
+
+    def wrapper(*args):
+        with torch.inference_mode(False):
+            return cached(*args)
+
+    wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return wrapper
+
+
+@_cached
 def _rope_tables(
     t: int, half: int, base: float, offset: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor]:
@@ -45,7 +58,7 @@ def global_attention(q: Tensor, k: Tensor, v: Tensor, base: float = 10000.0) -> 
     return F.scaled_dot_product_attention(rope(q, base), rope(k, base), v)
 
 
-@lru_cache(maxsize=64)
+@_cached
 def _block_mask(t: int, window: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """[blocks, window, 2 * window - 1] additive mask (0 or -inf): which keys each query sees.
 

@@ -303,13 +303,16 @@ class OscServer:
         elif event.kind == "progress" and job is not None:
             self._progress(job)
         elif event.kind == "done" and job is not None and job.result is not None:
-            r = job.result
-            self._reply(job.origin, "/samuel/done", (
-                job.id, str(r.path), r.duration_s, r.queued_s, r.model_s, r.post_s, r.total_s))
+            self._reply(job.origin, "/samuel/done", _done_args(job))
         elif event.kind == "failed" and job is not None:
             self._error(job.origin, "/samuel/generate", event.message, job.id)
         elif event.kind == "cancelled" and job is not None:
             self._reply(job.origin, "/samuel/cancelled", (job.id,))
+        elif event.kind == "playing" and job is not None:
+            self._reply(job.origin, "/samuel/play/reply",
+                        (job.id, int(event.data["frame"]), float(event.data["in_s"])))
+        elif event.kind == "play_failed" and job is not None:
+            self._error(job.origin, "/samuel/play", event.message, job.id)
         elif event.kind == "model_loaded":
             info = event.data
             self._reply(self._model_requester, "/samuel/model/loaded",
@@ -391,10 +394,11 @@ class OscServer:
 
     def _on_generate(self, peer: Peer, source: str, output: str = "-", seed: int = -1,
                      steps: int = 0, cfg: float = -1.0, sampler: str = "-", post: str = "-",
-                     priority: int = 5) -> list[Reply]:
+                     priority: int = 5, loop_bars: int = 0, autoplay: int = 0) -> list[Reply]:
         # The ack goes out from the engine's "queued" event, so it always precedes progress.
         self.engine.submit(source, output, seed=seed, steps=steps, cfg=cfg, sampler=sampler,
-                           post=post, priority=priority, origin=peer)
+                           post=post, priority=priority, origin=peer, loop_bars=loop_bars,
+                           autoplay=bool(autoplay))
         return []
 
     def _on_cancel(self, peer: Peer, job: int) -> list[Reply]:
@@ -493,6 +497,14 @@ class _TcpHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         server: _TcpServer = self.server  # type: ignore[assignment]
         server.owner._serve_stream(self.request, self.client_address)
+
+
+def _done_args(job: Any) -> tuple[OscArg, ...]:
+    """/samuel/done: the file, its length and the latency report. The capture time goes as
+    text: an OSC float cannot hold a UNIX time to the millisecond."""
+    r, captured = job.result, job.request.source.captured_at
+    return (job.id, str(r.path), r.duration_s, r.queued_s, r.model_s, r.post_s, r.total_s,
+            f"{captured:.6f}" if captured is not None else "", r.capture_latency_s)
 
 
 def _compact_json(obj: Any) -> str:

@@ -386,6 +386,17 @@ class PostChain:
             x, _ = _limit(x + dry * 10.0 ** (self.dry_vocal_db / 20.0), sample_rate)
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def process_loop(self, audio: np.ndarray, vocal: np.ndarray | None = None,
+                     sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """``process`` for a loop, in steady state: two copies go through and the second is
+        kept, so effects with memory (compressor, reverb) carry the loop's end into its start."""
+        x = _as_stereo(audio, "audio")
+        n = x.shape[1]
+        twice = np.concatenate([x, x], axis=1)
+        dry = None if vocal is None else np.tile(_fit_length(_as_stereo(vocal, "vocal"), n),
+                                                 (1, 2))
+        return np.ascontiguousarray(self.process(twice, dry, sample_rate)[:, n:])
+
 
 def build_chain(post: PostSection) -> PostChain:
     """The chain for a config section: ``post.preset`` names a preset, or "custom" = post.chain."""
