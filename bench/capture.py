@@ -1,6 +1,8 @@
 """Capture while torch keeps the CPU busy, as a generation would: do we lose input frames?
 
-    JACK_DEFAULT_SERVER=name .venv/bin/python bench/capture.py --seconds 20 --threads 2
+    JACK_DEFAULT_SERVER=name .venv/bin/python bench/capture.py --seconds 20 [--threads N]
+
+--threads defaults to the engine's setting for generation (one less than the CPU cores).
 
 Prints callbacks, overflows, and frames captured versus the frames the elapsed time implies.
 Default device: JACK "system" when JACK_DEFAULT_SERVER is set, else PortAudio's default input.
@@ -15,6 +17,7 @@ import time
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.audio.capture import Capture, CaptureConfig
+from samuel_live.engine.engine import default_threads
 
 
 def burn(stop: threading.Event, threads: int, counter: list[int]) -> None:
@@ -35,7 +38,8 @@ def burn(stop: threading.Event, threads: int, counter: list[int]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (0: no load)")
+    ap.add_argument("--threads", type=int, default=default_threads(),
+                    help="torch threads (0: no load; default: the engine's, cores - 1)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--hostapi", default=None)
     ap.add_argument("--blocksize", type=int, default=512)

@@ -2,8 +2,9 @@
 
 Starts an engine (a real checkpoint with --model, else a random model of the default width),
 measures ping and generate->ack round trips over UDP with the engine idle, then again while a
-long generation runs, and prints p50/p99 for each. The capture ring has the engine's headroom
-(60 s), and the worker uses the engine's torch threads unless --threads says otherwise.
+long generation runs, and prints p50/p99 for each. The client runs in a separate process, as a
+DAW would, so its own Python does not compete with the server's for the GIL. The capture ring
+has the engine's headroom (60 s); the worker uses the engine's torch threads unless --threads.
 
     .venv/bin/python bench/osc_latency.py [--model PATH] [--threads N] [--pings 300] [--acks 60]
 """
@@ -11,6 +12,7 @@ long generation runs, and prints p50/p99 for each. The capture ring has the engi
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -42,16 +44,29 @@ def ping_rtts(client: OscClient, n: int, interval: float) -> list[float]:
     return rtts
 
 
-def ack_rtts(client: OscClient, engine: Engine, n: int, interval: float) -> list[float]:
+def ack_rtts(client: OscClient, n: int, interval: float) -> list[float]:
     rtts = []
     for i in range(n):
         t0 = time.perf_counter()
         client.send("/samuel/generate", "capture", f"bench-{i}", 0, 25, -1.0, "-", "-", 1)
         job = client.wait_for("/samuel/generate/ack", 5.0).args[0]
         rtts.append(time.perf_counter() - t0)
-        engine.cancel(int(job))  # keep the queue short: only the acknowledgement is measured
+        client.send("/samuel/cancel", int(job))  # keep the queue short: only the ack counts
+        client.wait_for("/samuel/cancel/reply", 5.0, (int(job), 1))
         time.sleep(interval)
     return rtts
+
+
+def measure(port: int, pings: int, acks: int) -> tuple[list[float], list[float]]:
+    """Ping and generate->ack round trips from this (client) process."""
+    with OscClient("127.0.0.1", port) as pinger, OscClient("127.0.0.1", port) as requester:
+        return ping_rtts(pinger, pings, 0.005), ack_rtts(requester, acks, 0.02)
+
+
+def measure_elsewhere(port: int, pings: int, acks: int) -> tuple[list[float], list[float]]:
+    """``measure`` in a fresh client process."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure, (port, pings, acks))
 
 
 def report(name: str, rtts: list[float]) -> str:
@@ -84,22 +99,17 @@ def main() -> None:
     info = model.info()
     print(f"model {info['name']} ({info['params'] / 1e6:.1f}M params) on {info['device']}, "
           f"take {args.seconds:g} s, torch threads {args.threads}, server udp {server.udp_port}")
-    lines = []
-    with OscClient("127.0.0.1", server.udp_port) as pinger, \
-            OscClient("127.0.0.1", server.udp_port) as requester:
-        lines.append(report("ping, engine idle", ping_rtts(pinger, args.pings, 0.005)))
-        lines.append(report("generate->ack, engine idle",
-                            ack_rtts(requester, engine, args.acks, 0.02)))
-        long_job = engine.submit("capture", "bench-long", steps=800, priority=9)
-        while long_job.step < 1:  # measure only while the model is actually sampling
-            time.sleep(0.01)
-        t0 = time.monotonic()
-        lines.append(report("ping, during generation", ping_rtts(pinger, args.pings, 0.005)))
-        lines.append(report("generate->ack, during generation",
-                            ack_rtts(requester, engine, args.acks, 0.02)))
-        busy = time.monotonic() - t0
-        steps = long_job.step
-        engine.cancel(long_job.id)
+    pings, acks = measure_elsewhere(server.udp_port, args.pings, args.acks)
+    lines = [report("ping, engine idle", pings), report("generate->ack, engine idle", acks)]
+    long_job = engine.submit("capture", "bench-long", steps=800, priority=9)
+    while long_job.step < 1:  # measure only while the model is actually sampling
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    pings, acks = measure_elsewhere(server.udp_port, args.pings, args.acks)
+    busy, steps = time.monotonic() - t0, long_job.step
+    engine.cancel(long_job.id)
+    lines += [report("ping, during generation", pings),
+              report("generate->ack, during generation", acks)]
     print("\n".join(lines))
     print(f"the generation ran throughout ({steps} sampler steps in {busy:.1f} s, "
           f"{busy / max(steps, 1):.2f} s/step); server stats {server.stats}")
