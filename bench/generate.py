@@ -35,7 +35,7 @@ def forward_gflops(acc: Accompanist, batch: int) -> float:
     return fc.get_total_flops() / 1e9
 
 
-def test_vocal(seconds: float) -> np.ndarray:
+def synthetic_vocal(seconds: float) -> np.ndarray:
     """A sung-like melody: a vibrato tone stepping through a major scale."""
     n = int(seconds * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
@@ -67,7 +67,7 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")
     print(f"U-Net forward: {forward_gflops(acc, 1):.2f} GFLOP at batch 1, "
           f"{forward_gflops(acc, 2):.2f} GFLOP per CFG step (batch 2)")
-    vocal = test_vocal(WINDOW_SAMPLES / SAMPLE_RATE)
+    vocal = synthetic_vocal(WINDOW_SAMPLES / SAMPLE_RATE)
     chain = build_chain(PostSection())
     acc.accompany(vocal[:, : SAMPLE_RATE * 2], GenerateSettings(steps=2))  # warm-up
     clip = WINDOW_SAMPLES / SAMPLE_RATE

@@ -46,20 +46,21 @@ class Window:
 def plan_windows(frames: int, window: int = LATENT_FRAMES, overlap: int = 256) -> list[Window]:
     """Cover ``frames`` latent frames with windows of at most ``window`` frames.
 
-    Consecutive windows overlap by ``overlap`` frames; each later window holds its overlap.
-    A take shorter than one window is one window, padded to a multiple of 8 frames.
+    Consecutive windows overlap by ``overlap`` frames and each later window holds its
+    overlap (continuation). ``overlap=0`` gives independent back-to-back windows (the cheap,
+    audibly joined baseline that bench/longform.py compares against). A take shorter than one
+    window is one window, padded to a multiple of 8 frames.
     """
     if frames <= window:
         return [Window(0, max(MIN_FRAMES, _round8(frames)), 0)]
-    if not 0 < overlap < window:
-        raise ModelError(f"overlap must be between 1 and {window - 1} frames, got {overlap}")
+    if not 0 <= overlap < window:
+        raise ModelError(f"overlap must be between 0 and {window - 1} frames, got {overlap}")
     wins, start = [Window(0, window, 0)], window - overlap
     while wins[-1].end < frames:
         end = min(start + window, _round8(frames))
-        held = wins[-1].end - start
-        if end - start < window:  # last window: shift back so it is full and holds more
+        if end - start < window and overlap:  # last window: shift back, full, holds more
             start = max(0, end - window)
-            held = wins[-1].end - start
+        held = wins[-1].end - start
         wins.append(Window(start, end, held))
         start = end - overlap
     return wins

@@ -82,3 +82,9 @@ def test_four_bar_loop_is_exact_and_seamless(acc):
 def test_tempo_estimate_of_a_100_bpm_melody():
     bpm = estimate_tempo(melody(20.0, bpm=100.0))
     assert abs(bpm - 100.0) < 3.0 or abs(bpm - 200.0) < 6.0 or abs(bpm - 50) < 2
+
+
+def test_independent_windows_are_back_to_back():
+    wins = plan_windows(2500, window=1024, overlap=0)
+    assert [(w.start, w.end, w.held) for w in wins] == [(0, 1024, 0), (1024, 2048, 0),
+                                                          (2048, 2504, 0)]
