@@ -72,7 +72,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             audio = acc.accompany(vocal, settings, progress=progress)
     t_model = time.monotonic()
     chain = build_chain(PostSection(preset=args.post))
-    audio = process_loop(chain, audio) if args.loop_bars else chain.process(audio)
+    audio = chain.process_loop(audio) if args.loop_bars else chain.process(audio)
     t_post = time.monotonic()
     out = write_audio_atomic(args.output, audio, bit_depth=args.bit_depth)
     sidecar = {
@@ -91,15 +91,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     write_json_atomic(out.with_suffix(out.suffix + ".json"), sidecar)
     print(f"{out}  ({audio.shape[1] / sr:.2f} s, model {t_model - t_load:.2f} s)")
     return 0
-
-
-def process_loop(chain, audio):
-    """Post-process a loop in steady state: run two copies, keep the second, so effects with
-    memory (compressor, reverb) carry the loop's own end into its start."""
-    import numpy as np
-
-    n = audio.shape[1]
-    return np.ascontiguousarray(chain.process(np.concatenate([audio, audio], axis=1))[:, n:])
 
 
 def cmd_render(args: argparse.Namespace) -> int:

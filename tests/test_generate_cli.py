@@ -60,3 +60,20 @@ def test_generate_unreadable_audio_is_a_clear_error(tmp_path, capsys):
                  "--model", str(_checkpoint(tmp_path))])
     assert code == 2
     assert "bad.wav" in capsys.readouterr().err
+
+
+def test_generate_loop_is_exactly_n_bars(tmp_path):
+    ckpt = _checkpoint(tmp_path)
+    t = np.arange(int(6 * 44100)) / 44100
+    sf.write(tmp_path / "vocal.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 44100)
+    out = tmp_path / "loop.wav"
+    code = main(["generate", str(tmp_path / "vocal.wav"), "-o", str(out), "--model", str(ckpt),
+                 "--steps", "2", "--sampler", "ddim", "--loop-bars", "2", "--bpm", "120",
+                 "--meter", "4/4", "--device", "cpu", "-q", "--bit-depth", "32"])
+    assert code == 0
+    audio, _ = sf.read(out, always_2d=True)
+    assert audio.shape[0] == 2 * 4 * 44100 // 2  # 2 bars of 4 beats at 120 bpm = 4 s
+    side = json.loads(out.with_suffix(".wav.json").read_text())
+    assert side["musical_time"]["source"] == "cli" and side["loop_bars"] == 2
+    steps = np.abs(np.diff(audio[:, 0]))
+    assert abs(audio[-1, 0] - audio[0, 0]) <= np.percentile(steps, 99) + 1e-6

@@ -54,6 +54,8 @@ class TrainConfig:
     patience: int = 5  # evaluations without improvement before early stopping
     transpose: int = 0  # harmonic codec only: random shift of +-N semitone bands
     gain_db: float = 0.0  # random level change of the vocal condition, +-dB
+    tilt_db: float = 0.0  # random spectral tilt of the vocal, +-dB from lowest to highest band
+    noise_db: float = 0.0  # add a broadband floor this many dB below the vocal peak, at most
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # CPU threads; 0 = torch default
@@ -114,6 +116,25 @@ class Batches:
             out[:, :k] = z[:, -k:]
         return out
 
+    def _timbre(self, v: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Vary level, spectral tilt and noise floor of the vocal so the model listens to
+        pitch and rhythm rather than one synth patch's timbre."""
+        n, c, _ = v.shape
+        db = torch.zeros(n, c, 1)
+        if self.cfg.gain_db:
+            db += (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * self.cfg.gain_db
+        if self.cfg.tilt_db:
+            slope = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * self.cfg.tilt_db
+            db += slope * torch.linspace(-0.5, 0.5, c).view(1, c, 1)
+        v = torch.maximum(v + db * math.log(10) / 20, torch.tensor(self.floor))
+        if self.cfg.noise_db:
+            peak = v.amax(dim=(1, 2), keepdim=True)
+            below = self.cfg.noise_db + 30 * torch.rand(n, 1, 1, generator=gen)
+            on = (torch.rand(n, 1, 1, generator=gen) < 0.5).float()  # half the batch only
+            noise = torch.exp(peak - below * math.log(10) / 20) * on
+            v = torch.log(torch.exp(v) + noise * torch.rand(v.shape, generator=gen))
+        return v
+
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         crop = min(self.cfg.crop_frames, self.vocal.shape[-1])
         idx = torch.randint(0, self.vocal.shape[0], (n,), generator=gen)
@@ -125,9 +146,7 @@ class Batches:
             ks = torch.randint(-self.transpose, self.transpose + 1, (n,), generator=gen)
             v = torch.stack([self._shift(x, int(k)) for x, k in zip(v, ks, strict=True)])
             a = torch.stack([self._shift(x, int(k)) for x, k in zip(a, ks, strict=True)])
-        if self.cfg.gain_db:
-            g = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * self.cfg.gain_db
-            v = torch.maximum(v + g * math.log(10) / 20, torch.tensor(self.floor))
+        v = self._timbre(v, gen)
         return self.stats.norm_vocal(v), self.stats.norm_accomp(a)
 
 
