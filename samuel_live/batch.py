@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from samuel_live import SAMPLE_RATE
+from samuel_live.atomic import atomic_write_bytes
 from samuel_live.audio.io import read_audio, write_audio_atomic
 from samuel_live.errors import SamuelError
-from samuel_live.model.checkpoint import _atomic_write_bytes
 from samuel_live.pipeline import Accompanist
 from samuel_live.post.chain import PostChain
 from samuel_live.settings import GenerateSettings
@@ -80,13 +80,13 @@ def plan(takes: list[Path], variations: int, base_seed: int, out: Path, fmt: str
 def write_manifest(out: Path, records: list[StemRecord], meta: dict[str, Any]) -> None:
     """manifest.json and manifest.csv, both written atomically."""
     rows = [asdict(r) for r in records]
-    _atomic_write_bytes(out / "manifest.json",
+    atomic_write_bytes(out / "manifest.json",
                         json.dumps({**meta, "stems": rows}, indent=1).encode())
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(asdict(records[0])) if records else ["take"])
     w.writeheader()
     w.writerows(rows)
-    _atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode())
+    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode())
 
 
 def render(

@@ -7,20 +7,17 @@ where a DAW or a watcher might pick it up.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
 from samuel_live import SAMPLE_RATE
+from samuel_live.atomic import atomic_file
 from samuel_live.errors import AudioInputError, SamuelError
 
 BitDepth = Literal[16, 24, 32]
@@ -115,7 +112,7 @@ def write_audio_atomic(
         raise SamuelError(f"refusing to write {path.name}: the audio contains NaN or inf")
     if bit_depth != 32:
         data = np.clip(data, -1.0, 1.0)
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         sf.write(f, data.T, sample_rate, subtype=_SUBTYPES[bit_depth], format=fmt)
     return path
 
@@ -124,39 +121,6 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented UTF-8 JSON atomically (for sidecar files)."""
     path = Path(path)
     text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         f.write(text.encode("utf-8"))
     return path
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary temp file beside ``path`` that replaces it only if the block succeeds."""
-    if not path.parent.is_dir():
-        raise SamuelError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

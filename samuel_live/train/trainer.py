@@ -12,9 +12,7 @@ import copy
 import csv
 import json
 import math
-import os
 import random
-import tempfile
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from samuel_live.atomic import atomic_path
 from samuel_live.device import pick_device
 from samuel_live.diffusion.loss import diffusion_loss
 from samuel_live.diffusion.schedule import Schedule
@@ -160,19 +159,6 @@ def _lr_lambda(cfg: TrainConfig):
     return f
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class TrainResult:
     step: int
@@ -247,7 +233,8 @@ class Trainer:
 
     def save_state(self) -> Path:
         path = self.out / "train_state.pt"
-        _atomic_torch_save(self.state(), path)
+        with atomic_path(path) as tmp:
+            torch.save(self.state(), tmp)
         return path
 
     def load_state(self, path: str | Path) -> None:
@@ -423,11 +410,9 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=png_path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def train_from_config(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
