@@ -102,7 +102,8 @@ class Accompanist:
                 "checkpoint trained with `samuel-live train`"
             )
         state, meta = load_checkpoint(path)
-        codec = load_codec(meta.codec, codec_path, device="cpu")
+        dev = pick_device(device)
+        codec = load_codec(meta.codec, codec_path, device=str(dev))  # the SAO VAE wants the GPU
         net = SamuelUNet(UNetConfig.from_dict(meta.model))
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -112,7 +113,7 @@ class Accompanist:
             )
         info = {"name": Path(path).stem, "path": str(path), "hash": file_hash(path),
                 **_meta_summary(meta)}
-        return cls(net, codec, meta.stats, pick_device(device), info)
+        return cls(net, codec, meta.stats, dev, info)
 
     @classmethod
     def random(

@@ -43,3 +43,11 @@ def test_mirex_weights():
     assert mirex_key_score(0, 12 + 9) == 0.3  # C -> a minor
     assert mirex_key_score(0, 12) == 0.2  # C -> c minor
     assert mirex_key_score(0, 1) == 0.0
+
+
+def test_noise_does_not_agree_with_a_chord():
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal((1, 3 * SR))).repeat(2, axis=0).astype(np.float32)
+    triad = tones([48, 55, 64])
+    s = score(tones([72]), noise, triad)
+    assert abs(s.chroma) < 0.3 and s.consonance < 0.5

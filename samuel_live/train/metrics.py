@@ -3,8 +3,9 @@
 Every metric works on the harmonic codec's 64 semitone bands (MIDI 36..99), whatever codec
 the model itself uses, so generated and real accompaniments are measured the same way:
 
-- ``chroma_agreement``: mean cosine similarity of per-frame chroma (12 pitch classes) between
-  two accompaniments (generated vs the real lower voices), over frames where both sound.
+- ``chroma_agreement``: mean per-frame correlation of chroma (12 pitch classes, mean-removed,
+  so flat noise scores ~0) between two accompaniments (generated vs the real lower voices),
+  over frames where the real one sounds.
 - ``consonance``: share of sung frames where at least 75% of the accompaniment's chroma energy
   lies on pitch classes consonant with the sung note (unison/octave, thirds, fourth, fifth,
   sixths).
@@ -77,10 +78,11 @@ def sung_pitch_class(energy: np.ndarray) -> np.ndarray:
 
 
 def chroma_agreement(gen: np.ndarray, ref: np.ndarray) -> float:
-    """Mean per-frame chroma cosine similarity over frames where the reference sounds.
+    """Mean per-frame chroma correlation over frames where the reference sounds.
 
     Frames where the generated accompaniment is silent count as 0 (no agreement)."""
     cg, cr = chroma(gen) * sounding(gen), chroma(ref)
+    cg, cr = cg - cg.mean(axis=0), cr - cr.mean(axis=0)
     mask = sounding(ref)
     if not mask.any():
         return float("nan")
