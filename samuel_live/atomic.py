@@ -26,6 +26,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result should read like any file
     try:
         yield tmp
         with open(tmp, "rb") as f:
@@ -48,6 +49,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_file(path) as f:
         f.write(data)
     return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:

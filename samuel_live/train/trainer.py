@@ -280,6 +280,7 @@ class Trainer:
         a: torch.Tensor,
         gen: torch.Generator | None,
         cond_drop: float,
+        weighting: str | None = None,
     ) -> torch.Tensor:
         use_amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -290,17 +291,20 @@ class Trainer:
                 self.schedule,
                 generator=gen,
                 cond_drop=cond_drop,
-                weighting=self.cfg.weighting,
+                weighting=weighting or self.cfg.weighting,
                 min_snr_gamma=self.cfg.min_snr_gamma,
             )
 
     @torch.no_grad()
-    def validate(self) -> float:
-        """Loss of the EMA model on a fixed validation batch (fixed t and noise each time)."""
+    def validate(self, weighting: str | None = None) -> float:
+        """Loss of the EMA model on a fixed validation batch (fixed t and noise each time).
+
+        ``weighting="none"`` gives the plain v-MSE, comparable between runs trained with
+        different loss weightings (the paper's SNR vs min-SNR)."""
         v, a, _ = self._val_batch
         g = torch.Generator(self.device).manual_seed(999)
         losses = [
-            self._loss(self.ema, v[i : i + 16], a[i : i + 16], g, 0.0).item()
+            self._loss(self.ema, v[i : i + 16], a[i : i + 16], g, 0.0, weighting).item()
             for i in range(0, v.shape[0], 16)
         ]
         return float(np.mean(losses))
@@ -357,6 +361,7 @@ class Trainer:
                         "step": self.step,
                         "train_loss": train_loss,
                         "val_loss": val_loss,
+                        "val_v_mse": self.validate("none"),
                         "lr": self.sched.get_last_lr()[0],
                         "seconds": round(time.monotonic() - t0, 1),
                     }
