@@ -27,7 +27,12 @@ from samuel_live.device import pick_device
 from samuel_live.diffusion.loss import diffusion_loss
 from samuel_live.diffusion.schedule import Schedule
 from samuel_live.errors import SamuelError
-from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, save_checkpoint
+from samuel_live.model.checkpoint import (
+    CheckpointMeta,
+    LatentStats,
+    load_checkpoint,
+    save_checkpoint,
+)
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 
 
@@ -60,6 +65,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads; 0 = torch default
     time_limit_s: float = 0.0  # stop cleanly (and checkpoint) after this long; 0 = none
     export_dtype: str = "float16"
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -199,6 +205,8 @@ class Trainer:
         self.val = Batches(vocal[val_mask], accomp[val_mask], self.stats, cfg, self.codec)
         self.model_cfg = UNetConfig.from_dict({**UNetConfig().to_dict(), **cfg.model})
         self.model = SamuelUNet(self.model_cfg).to(self.device)
+        if cfg.init:
+            self._load_init(cfg.init)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.schedule = Schedule()
         self.opt = torch.optim.AdamW(
@@ -212,6 +220,13 @@ class Trainer:
         self.bad_evals = 0
         self.log_path = self.out / "loss.csv"
         self._val_batch = self._fixed_val_batch()
+
+    def _load_init(self, path: str) -> None:
+        """Fine-tune: take weights (not optimiser state) from an exported checkpoint."""
+        state, meta = load_checkpoint(path, expect_codec=self.codec)
+        if UNetConfig.from_dict(meta.model) != self.model_cfg:
+            raise SamuelError(f"init checkpoint {path} has another architecture than [model]")
+        self.model.load_state_dict(state)
 
     # --- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
