@@ -96,3 +96,19 @@ def test_unknown_training_option_is_refused():
 
     with pytest.raises(SamuelError, match="unknown training option"):
         load_train_config(None, ["learning_rate=1"])
+
+
+def test_init_starts_from_a_checkpoint_and_refuses_another_architecture(tmp_path):
+    from samuel_live.errors import SamuelError
+
+    vocal, accomp, manifest = _data()
+    tr = Trainer(_cfg(tmp_path / "a", export_dtype="float32"), vocal, accomp, manifest)
+    tr.train_step()
+    path = tr.export()
+    tuned = Trainer(_cfg(tmp_path / "b", init=str(path)), vocal, accomp, manifest)
+    for (name, p1), p2 in zip(tr.ema.state_dict().items(), tuned.model.state_dict().values(),
+                              strict=True):
+        assert torch.equal(p1, p2), name
+    other = dict(TINY, widths=[16, 48])
+    with pytest.raises(SamuelError, match="another architecture"):
+        Trainer(_cfg(tmp_path / "c", init=str(path), model=other), vocal, accomp, manifest)
