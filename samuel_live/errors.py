@@ -19,3 +19,23 @@ class CodecError(SamuelError):
 
 class JobCancelled(SamuelError):
     """A generation job was cancelled by the user."""
+
+
+class AudioDeviceError(SamuelError):
+    """PortAudio is missing, or the requested audio device does not exist or cannot be opened."""
+
+
+class OscPacketError(SamuelError):
+    """A datagram or stream frame is not valid OSC."""
+
+
+class SchemaError(SamuelError):
+    """A message does not match the namespace."""
+
+
+class RenderError(SamuelError):
+    """A chorale could not be written as MIDI or rendered to audio."""
+
+
+class ShardError(SamuelError):
+    """Shards or their manifest are missing, inconsistent or unreadable."""

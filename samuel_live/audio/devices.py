@@ -9,13 +9,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Literal
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import AudioDeviceError
 
 Kind = Literal["input", "output"]
 
 
-class AudioDeviceError(SamuelError):
-    """PortAudio is missing, or the requested audio device does not exist or cannot be opened."""
 
 
 def sounddevice() -> ModuleType:

@@ -16,7 +16,7 @@ from pythonosc import slip
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import OscPacketError, SamuelError
 from samuel_live.osc.schema import Namespace, OscArg, load_namespace
 
 MAX_MESSAGE_BYTES = 1024  # every message the server sends stays below this
@@ -25,8 +25,6 @@ MAX_BUNDLE_DEPTH = 8
 BUNDLE_PREFIX = b"#bundle\x00"
 
 
-class OscPacketError(SamuelError):
-    """A datagram or stream frame is not valid OSC."""
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import SamuelError, SchemaError
 
 ACCESS_OUT = 1
 ACCESS_IN = 2
 OscArg = int | float | str
 
 
-class SchemaError(SamuelError):
-    """A message does not match the namespace."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import RenderError
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ HOLDOUT_EVERY = 10
 SESSION_GAP_S = 1.0
 
 
-class RenderError(SamuelError):
-    """A chorale could not be written as MIDI or rendered to audio."""
 
 
 @dataclass(frozen=True)

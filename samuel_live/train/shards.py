@@ -15,14 +15,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import ShardError
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 
 
-class ShardError(SamuelError):
-    """Shards or their manifest are missing, inconsistent or unreadable."""
 
 
 def shard_name(index: int) -> str:
