@@ -69,6 +69,13 @@ def plan(takes: list[Path], variations: int, base_seed: int, out: Path, fmt: str
     """One job per (take, variation), named ``STEM__vNN_sSEED.FMT``."""
     if variations < 1:
         raise SamuelError(f"--variations must be at least 1, got {variations}")
+    stems = [t.stem for t in takes]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise SamuelError(
+            f"several takes share the name(s) {clashes}; their stems would overwrite each "
+            "other: rename them or render them into separate --out folders"
+        )
     jobs = []
     for take in takes:
         for v in range(variations):
@@ -125,8 +132,14 @@ def render(
                 progress(int(finished), total_steps, rate * (total_steps - finished))
 
         s = GenerateSettings(settings.sampler, settings.steps, settings.cfg, job.seed)
-        audio = chain.process(acc.accompany(vocal, s, progress=step), vocal=vocal)
-        write_audio_atomic(job.path, audio, bit_depth=bit_depth)
+        try:
+            audio = chain.process(acc.accompany(vocal, s, progress=step), vocal=vocal)
+            write_audio_atomic(job.path, audio, bit_depth=bit_depth)
+        except SamuelError as exc:  # this take fails; the rest of the batch goes on
+            done_steps += settings.steps
+            records.append(_record(job, "failed", 0.0, str(exc)))
+            log.error("skipping %s: %s", job.take, exc)
+            continue
         done_steps += settings.steps
         records.append(_record(job, "rendered", audio.shape[1] / SAMPLE_RATE,
                                seconds=time.monotonic() - t1))

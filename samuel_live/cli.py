@@ -46,6 +46,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from samuel_live.timing import resolve_time
 
     t0 = time.monotonic()
+    check_output(Path(args.output), args.bit_depth)
+    if args.start < 0 or (args.duration is not None and args.duration <= 0):
+        raise SamuelError("--start must be >= 0 and --duration > 0 seconds")
     vocal = read_audio(args.vocal)
     sr = 44100
     start = int(round(args.start * sr)) if args.start else 0
@@ -93,6 +96,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output(path: Path, bit_depth: int) -> None:
+    """Refuse an unwritable output before minutes of generation, not after."""
+    suffix = path.suffix.lower()
+    if suffix not in (".wav", ".flac"):
+        raise SamuelError(f"cannot write {path.name}: use a .wav or .flac file name")
+    if suffix == ".flac" and bit_depth == 32:
+        raise SamuelError("FLAC has no 32-bit float format: write .wav or use --bit-depth 24")
+    if not path.expanduser().resolve().parent.is_dir():
+        raise SamuelError(f"cannot write {path}: its folder does not exist")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -101,6 +115,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from samuel_live.pipeline import Accompanist
     from samuel_live.post.chain import build_chain
 
+    if args.format == "flac" and args.bit_depth == 32:
+        raise SamuelError("FLAC has no 32-bit float format: use --format wav or --bit-depth 24")
     takes = find_takes(args.takes)
     if not takes:
         raise SamuelError("no audio files found in the given takes/folders")

@@ -15,13 +15,19 @@ ONSET_HOP = 512
 
 @dataclass(frozen=True)
 class MusicalTime:
-    """Tempo and meter, and where they came from ("cli", "transport" or "estimate")."""
+    """Tempo (quarter notes per minute, as DAWs count it), meter, and where they came from
+    ("cli", "transport" or "estimate"). A 6/8 bar is six eighth notes: 3 quarter notes."""
 
     bpm: float
     beats_per_bar: int = 4
     source: str = "cli"
+    beat_unit: int = 4
 
     def __post_init__(self) -> None:
+        if self.beat_unit not in (1, 2, 4, 8, 16, 32):
+            raise SamuelError(
+                f"meter note value must be 1, 2, 4, 8, 16 or 32, got {self.beat_unit}"
+            )
         if not 20.0 <= self.bpm <= 400.0:
             raise SamuelError(f"tempo {self.bpm} bpm is outside 20..400")
         if not 1 <= self.beats_per_bar <= 32:
@@ -29,7 +35,8 @@ class MusicalTime:
 
     def bar_samples(self, sample_rate: int = SAMPLE_RATE) -> float:
         """Exact length of one bar in samples (fractional)."""
-        return self.beats_per_bar * 60.0 / self.bpm * sample_rate
+        quarters = self.beats_per_bar * 4.0 / self.beat_unit
+        return quarters * 60.0 / self.bpm * sample_rate
 
     def bars_samples(self, bars: int, sample_rate: int = SAMPLE_RATE) -> int:
         """Length of ``bars`` bars, rounded to whole samples."""
@@ -38,13 +45,13 @@ class MusicalTime:
         return int(round(bars * self.bar_samples(sample_rate)))
 
 
-def parse_meter(text: str) -> int:
-    """'4/4' or '3' -> beats per bar."""
-    head = text.split("/")[0]
+def parse_meter(text: str) -> tuple[int, int]:
+    """'6/8' -> (6, 8); '3' -> (3, 4)."""
+    head, _, unit = text.partition("/")
     try:
-        return int(head)
+        return int(head), int(unit or 4)
     except ValueError as exc:
-        raise SamuelError(f"meter {text!r} should look like 4/4 or 3") from exc
+        raise SamuelError(f"meter {text!r} should look like 4/4, 6/8 or 3") from exc
 
 
 def onset_strength(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -89,14 +96,19 @@ def estimate_tempo(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
 def resolve_time(bpm: float | None, meter: str | None, transport: MusicalTime | None,
                  audio: np.ndarray | None) -> MusicalTime:
     """CLI values win, then the DAW transport, then the take's own tempo estimate."""
-    beats = parse_meter(meter) if meter else (transport.beats_per_bar if transport else 4)
+    if meter:
+        beats, unit = parse_meter(meter)
+    elif transport is not None:
+        beats, unit = transport.beats_per_bar, transport.beat_unit
+    else:
+        beats, unit = 4, 4
     if bpm:
-        return MusicalTime(float(bpm), beats, "cli")
+        return MusicalTime(float(bpm), beats, "cli", unit)
     if transport is not None:
-        return MusicalTime(transport.bpm, beats, "transport")
+        return MusicalTime(transport.bpm, beats, "transport", unit)
     if audio is None:
         raise SamuelError("no tempo: pass --bpm, send /samuel/transport/tempo, or give a take")
-    return MusicalTime(round(estimate_tempo(audio), 2), beats, "estimate")
+    return MusicalTime(round(estimate_tempo(audio), 2), beats, "estimate", unit)
 
 
 def seam_step(audio: np.ndarray) -> tuple[float, float]:

@@ -77,3 +77,14 @@ def test_generate_loop_is_exactly_n_bars(tmp_path):
     assert side["musical_time"]["source"] == "cli" and side["loop_bars"] == 2
     steps = np.abs(np.diff(audio[:, 0]))
     assert abs(audio[-1, 0] - audio[0, 0]) <= np.percentile(steps, 99) + 1e-6
+
+
+def test_unwritable_output_is_refused_before_generating(tmp_path, capsys):
+    sf.write(tmp_path / "v.wav", np.zeros(4410), 44100)
+    for out, extra in (("o.mp3", []), ("o.flac", ["--bit-depth", "32"]),
+                       ("missing/o.wav", [])):
+        code = main(["generate", str(tmp_path / "v.wav"), "-o", str(tmp_path / out),
+                     "--model", str(tmp_path / "no-model-needed.safetensors"), *extra])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "no model" not in err  # refused before the model was even looked for

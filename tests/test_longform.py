@@ -88,3 +88,10 @@ def test_independent_windows_are_back_to_back():
     wins = plan_windows(2500, window=1024, overlap=0)
     assert [(w.start, w.end, w.held) for w in wins] == [(0, 1024, 0), (1024, 2048, 0),
                                                           (2048, 2504, 0)]
+
+
+def test_six_eight_bar_is_three_quarter_notes():
+    from samuel_live.timing import resolve_time
+
+    t = resolve_time(120.0, "6/8", None, None)
+    assert t.bars_samples(2) == 2 * 3 * SR // 2  # 2 bars x 3 quarters x 0.5 s

@@ -76,3 +76,26 @@ def test_rerun_renders_only_what_is_missing(tmp_path):
     for p, mtime in first.items():
         assert p.stat().st_mtime_ns == mtime
     assert not list(out.glob(".*tmp"))
+
+
+def test_takes_with_the_same_name_are_refused(tmp_path):
+    import pytest
+
+    from samuel_live.errors import SamuelError
+
+    a, b = _takes(tmp_path / "a", (1.0,)), _takes(tmp_path / "b", (1.0,))
+    with pytest.raises(SamuelError, match="share the name"):
+        plan(find_takes([a, b]), 1, 0, tmp_path / "out", "wav")
+
+
+def test_a_take_that_fails_in_generation_does_not_stop_the_batch(tmp_path):
+    folder = _takes(tmp_path / "in", (1.0, 1.5))
+    t = np.arange(44100) / 44100
+    bad = np.sin(2 * np.pi * 220 * t)
+    bad[100] = np.nan  # reads fine, fails in the model's input check
+    sf.write(folder / "nan.wav", bad, 44100, subtype="FLOAT")
+    out = tmp_path / "out"
+    jobs = plan(find_takes([folder]), 1, 0, out, "wav")
+    records = render(_acc(), jobs, SETTINGS, build_chain(PostSection(preset="clean")), out)
+    status = {r.take.split("/")[-1]: r.status for r in records}
+    assert status == {"nan.wav": "failed", "take0.wav": "rendered", "take1.wav": "rendered"}

@@ -72,7 +72,7 @@ class LoopSpec:
 
     def resolve(self, take: np.ndarray | None) -> MusicalTime:
         """Tempo and meter: the DAW's, else the take's own tempo estimate."""
-        meter = str(self.meter) if self.meter else None
+        meter = f"{self.meter}/{self.unit}" if self.meter else None
         try:
             return resolve_time(None, meter, self.transport, take)
         except SamuelError as exc:
@@ -82,9 +82,8 @@ class LoopSpec:
             ) from None
 
     def samples(self, tempo: MusicalTime) -> int:
-        """The loop's exact length in samples (bars of ``beats`` ``1/unit`` notes)."""
-        bar = tempo.bar_samples(SAMPLE_RATE) * 4.0 / self.unit
-        return int(round(self.bars * bar))
+        """The loop's exact length in samples (the tempo carries the meter's note value)."""
+        return tempo.bars_samples(self.bars, SAMPLE_RATE)
 
 
 @dataclass(frozen=True)

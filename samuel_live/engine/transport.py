@@ -69,7 +69,7 @@ class Transport:
         """The DAW's tempo and meter, or None if it never sent a tempo."""
         if not self.tempo_set:
             return None
-        return MusicalTime(self.bpm, self.beats, "transport")
+        return MusicalTime(self.bpm, self.beats, "transport", self.unit)
 
     def boundary_frame(self, now_frame: int, rate: int, quantise: str,
                        now: float | None = None) -> int:

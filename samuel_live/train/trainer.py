@@ -253,14 +253,15 @@ class Trainer:
         return path
 
     def load_state(self, path: str | Path) -> None:
-        s = torch.load(path, map_location=self.device, weights_only=False)
+        # CPU first: RNG states must stay CPU byte tensors; load_state_dict moves the rest
+        s = torch.load(path, map_location="cpu", weights_only=False)
         self.model.load_state_dict(s["model"])
         self.ema.load_state_dict(s["ema"])
         self.opt.load_state_dict(s["opt"])
         self.sched.load_state_dict(s["sched"])
         self.step, self.best_val, self.bad_evals = s["step"], s["best_val"], s["bad_evals"]
         self.gen.set_state(s["gen"])
-        self.noise_gen.set_state(s["noise_gen"].cpu())
+        self.noise_gen.set_state(s["noise_gen"])
         torch.set_rng_state(s["torch_rng"])
         random.setstate(s["py_rng"])
         np.random.set_state(s["np_rng"])
