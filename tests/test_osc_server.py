@@ -502,3 +502,33 @@ def test_pure_data_patch_generates(served: tuple[Engine, OscServer]) -> None:
     assert lines[-1].startswith("samuel-done: 1 "), lines
     path = Path(lines[-1].split()[2])
     assert path == server.engine.folder / "pd-take.wav" and path.is_file()
+
+
+def test_a_tcp_client_that_stops_reading_is_dropped_not_waited_for(
+        served: tuple[Engine, OscServer]) -> None:
+    """Regression: replies to a stuck TCP client blocked the sending (engine) thread forever."""
+    _, server = served
+    stuck = socket.create_connection(("127.0.0.1", server.tcp_port))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"\xc0" + encode("/samuel/ping", (1,)) + b"\xc0")  # SLIP frame
+    deadline = time.monotonic() + 5
+    while not server._tcp_streams and time.monotonic() < deadline:
+        time.sleep(0.01)
+    conn = next(iter(server._tcp_streams))
+    from samuel_live.osc.server import Peer
+
+    peer = Peer("tcp", "127.0.0.1", stuck.getsockname()[1], conn)
+    done = threading.Event()
+
+    def flood() -> None:  # what the worker does when it reports progress, without reading
+        payload = encode("/samuel/progress", (1, 1, 25, 0.5))
+        for _ in range(200_000):
+            if conn not in server._tcp_streams:
+                break
+            server._send(peer, payload)
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(20), "sending to a client that never reads blocked the sender"
+    assert server.stats.send_errors >= 1
+    stuck.close()

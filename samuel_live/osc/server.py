@@ -9,10 +9,12 @@ events go to the client that asked and to every registered client.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import socket
 import socketserver
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -34,6 +36,7 @@ from samuel_live.osc.client import (
 from samuel_live.osc.oscquery import OscQueryServer
 from samuel_live.osc.schema import Namespace, OscArg, load_namespace
 
+SEND_TIMEOUT_S = 0.5  # a TCP client that stops reading is dropped after this long
 log = logging.getLogger(__name__)
 
 ROOT = "/samuel"
@@ -288,7 +291,12 @@ class OscServer:
             raise OSError("connection closed")
         sock, decoder, lock = stream
         with lock:
-            sock.sendall(decoder.frame(packet))
+            try:
+                sock.sendall(decoder.frame(packet))
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # ends its reader thread too
+                raise
 
     def _error(self, peer: Peer | None, address: str, message: str, job: int = -1) -> None:
         self._reply(peer, "/samuel/error", (address[:160], message[:700], job))
@@ -459,6 +467,10 @@ class OscServer:
         conn = next(self._conn_ids)
         decoder = StreamDecoder()
         peer = Peer("tcp", addr[0], addr[1], conn)
+        # Replies are sent from the engine's threads: a client that stops reading must cost
+        # them at most SEND_TIMEOUT_S once, then it is dropped (recv stays blocking).
+        sec, usec = int(SEND_TIMEOUT_S), int(SEND_TIMEOUT_S % 1 * 1e6)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", sec, usec))
         with self._lock:
             self._tcp_streams[conn] = (sock, decoder, threading.Lock())
         try:
