@@ -411,3 +411,19 @@ def test_file_source_job(tmp_path: Path) -> None:
         job = eng.wait(eng.submit(f"file:{tmp_path / 'in' / 'vocal.wav'}", "f", steps=1).id, 60)
         assert job.status is JobStatus.DONE, job.error
         assert read_audio(job.result.path).shape[1] == sine(0.3).shape[1]  # type: ignore[union-attr]
+
+
+def test_close_answers_every_queued_job(tmp_path: Path) -> None:
+    """Regression: jobs still queued at shutdown were never finished (no reply, wait() hung)."""
+    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                 capture=MemorySource(sine()), warm_up=False)
+    rec = Recorder()
+    eng.subscribe(rec)
+    eng.start()
+    eng.arm()
+    running = eng.submit("capture", "running", steps=LONG_STEPS)
+    rec.wait("progress", running.id)
+    queued = [eng.submit("capture", f"q{i}", steps=1) for i in range(3)]
+    eng.close()
+    for job in queued:
+        assert job.status is JobStatus.CANCELLED and job.error == "engine shut down"

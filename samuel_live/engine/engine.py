@@ -152,6 +152,10 @@ class Engine:
             if thread is not None:
                 thread.join(timeout=30)
         self._snapshotter = self._worker = None
+        with self._lock:
+            stranded = [j for j in self._jobs.values() if j.status is JobStatus.QUEUED]
+        for job in stranded:  # every request gets an answer, even at shutdown
+            self._finish(job, JobStatus.CANCELLED, "engine shut down")
         if self.capture is not None and hasattr(self.capture, "close"):
             self.capture.close()
         self._playback.close()
