@@ -7,6 +7,7 @@ thread resamples it into the 44.1 kHz ring, so no filtering happens in the audio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -302,7 +303,10 @@ class Capture(_RingSource):
             )
             self._stream.start()
         except sd.PortAudioError as exc:
-            self._stream = None
+            if self._stream is not None:  # opened but would not start: release the device
+                with contextlib.suppress(sd.PortAudioError):
+                    self._stream.close()
+            self._stream, self._staging, self._target = None, None, self.ring
             raise AudioDeviceError(
                 f"could not open input {self.device} at {rate} Hz: {exc}; check that the "
                 "device is free and supports this rate and channel count"
