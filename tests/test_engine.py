@@ -204,7 +204,7 @@ def test_load_model_swaps_between_jobs(engine: tuple[Engine, Recorder], tmp_path
     eng, rec = engine
     other = Accompanist.random(TINY, seed=3)
     meta = CheckpointMeta(model=TINY.to_dict(), codec="harmonic", stats=LatentStats.identity())
-    weights = save_checkpoint(tmp_path / "models" / "other", other.model.state_dict(), meta)
+    weights = save_checkpoint(eng.folder / "models" / "other", other.model.state_dict(), meta)
     running = eng.submit("capture", "during-load", steps=LONG_STEPS)
     rec.wait("progress", running.id)
     eng.load_model(str(weights))
@@ -221,7 +221,7 @@ def test_load_model_swaps_between_jobs(engine: tuple[Engine, Recorder], tmp_path
 
 def test_load_model_failure_is_an_event(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
     eng, rec = engine
-    junk = tmp_path / "junk.safetensors"
+    junk = eng.folder / "junk.safetensors"
     junk.write_bytes(b"\x00" * 64)
     eng.load_model(str(junk))
     assert "not loaded" in rec.wait("model_failed").message
@@ -427,3 +427,15 @@ def test_close_answers_every_queued_job(tmp_path: Path) -> None:
     eng.close()
     for job in queued:
         assert job.status is JobStatus.CANCELLED and job.error == "engine shut down"
+
+
+def test_load_model_outside_the_allowed_folders_is_refused(
+        engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, _ = engine
+    outside = tmp_path / "elsewhere" / "m.safetensors"
+    outside.parent.mkdir()
+    outside.write_bytes(b"x")
+    with pytest.raises(SamuelError, match="outside the allowed folders"):
+        eng.load_model(str(outside))
+    with pytest.raises(SamuelError, match="outside the allowed folders"):
+        eng.load_model("/etc/passwd")

@@ -39,7 +39,7 @@ from samuel_live.engine.jobs import (
     StepClock,
     running_eta,
 )
-from samuel_live.engine.paths import input_path, output_path
+from samuel_live.engine.paths import input_path, model_path, output_path
 from samuel_live.engine.transport import Playback, PlayStart, Transport
 from samuel_live.errors import AudioInputError, JobCancelled, ModelError, SamuelError
 from samuel_live.settings import GenerateSettings
@@ -533,6 +533,12 @@ class Engine:
 
     def load_model(self, path: str) -> None:
         """Load a model in the background; it replaces the current one between jobs."""
+        from samuel_live.pipeline import STARTER_MODEL
+
+        configured = Path(self.config.model.path).expanduser().parent if self.config.model.path \
+            else STARTER_MODEL.parent
+        path = str(model_path(path, [STARTER_MODEL.parent, configured, self.folder,
+                                     *self.config.render.allowed_input_dirs]))
         with self._lock:
             self._loading += 1
         threading.Thread(target=self._load_in_background, args=(path,), daemon=True,

@@ -92,3 +92,20 @@ def input_path(text: str, render_folder: Path, allowed_dirs: Iterable[str | Path
     if not resolved.is_file():
         raise SamuelError(f"file source {resolved} does not exist or is not a file")
     return resolved
+
+
+def model_path(text: str, roots: Iterable[str | Path]) -> Path:
+    """A checkpoint inside one of ``roots`` (the shipped models, the configured model's folder,
+    the render folder, the allowed input folders): a network client may not probe the disk."""
+    if not text or "\x00" in text:
+        raise SamuelError("model path is empty; send the path of a .safetensors checkpoint")
+    resolved = Path(text).expanduser().resolve()
+    allowed = [Path(r).expanduser().resolve() for r in roots if str(r)]
+    if not any(resolved.is_relative_to(r) for r in allowed):
+        raise SamuelError(
+            f"model {text} is outside the allowed folders ({', '.join(map(str, allowed))}); "
+            "put it there or add its folder to render.allowed_input_dirs"
+        )
+    if not resolved.is_file():
+        raise SamuelError(f"model file {resolved} not found; give the path of a checkpoint")
+    return resolved
