@@ -70,6 +70,15 @@ class Recorder:
         return [e.kind for e in self.events if e.job is not None and e.job.id == job]
 
 
+def unstarted_engine(tmp_path: Path) -> tuple[Engine, Recorder]:
+    """A tiny real engine on an in-memory capture, with a recorder subscribed, not started."""
+    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                 capture=MemorySource(sine()), warm_up=False)
+    rec = Recorder()
+    eng.subscribe(rec)
+    return eng, rec
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[tuple[Engine, Recorder]]:
     source = MemorySource(sine())
@@ -287,10 +296,7 @@ def test_ack_goes_out_before_the_capture_is_copied(engine: tuple[Engine, Recorde
 
 
 def test_a_failed_copy_fails_the_acknowledged_job(tmp_path: Path) -> None:
-    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
-                 capture=MemorySource(sine()), warm_up=False)
-    rec = Recorder()
-    eng.subscribe(rec)
+    eng, rec = unstarted_engine(tmp_path)
     eng.arm()
     job = eng.submit("capture", "gone", steps=1)  # acked; the copy waits for start()
     eng.clear_capture()  # the region is no longer readable when the copy runs
@@ -415,10 +421,7 @@ def test_file_source_job(tmp_path: Path) -> None:
 
 def test_close_answers_every_queued_job(tmp_path: Path) -> None:
     """Regression: jobs still queued at shutdown were never finished (no reply, wait() hung)."""
-    eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
-                 capture=MemorySource(sine()), warm_up=False)
-    rec = Recorder()
-    eng.subscribe(rec)
+    eng, rec = unstarted_engine(tmp_path)
     eng.start()
     eng.arm()
     running = eng.submit("capture", "running", steps=LONG_STEPS)
