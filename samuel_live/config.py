@@ -84,6 +84,8 @@ class PostSection:
     )
     loudness_lufs: float | None = -16.0
     dry_vocal_db: float | None = None  # mix the dry vocal in for previews; None = off
+    plugin_dirs: tuple[str, ...] = ()  # the only folders vst3 effects may load from
+    system_vst3: bool = False  # also allow the platform's standard VST3 folders
 
 
 @dataclass(frozen=True)

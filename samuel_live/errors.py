@@ -39,3 +39,7 @@ class RenderError(SamuelError):
 
 class ShardError(SamuelError):
     """Shards or their manifest are missing, inconsistent or unreadable."""
+
+
+class PluginError(SamuelError):
+    """A VST3 effect is not an installed plugin in an allowed folder, or could not be loaded."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -16,10 +15,13 @@ from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
 from samuel_live.post import (
     CEILING_DBTP,
+    MAX_CHAIN_JSON_BYTES,
+    MAX_EFFECTS,
     PRESETS,
     PostChain,
     build_chain,
     chain_from_json,
+    check_post,
     validate_effect,
 )
 
@@ -155,14 +157,39 @@ def test_chain_from_json_rejects_bad_text(text: str) -> None:
         chain_from_json(text)
 
 
-def test_vst3_missing_or_unloadable_file_raises(tmp_path: Path) -> None:
-    missing = tmp_path / "nope.vst3"
-    with pytest.raises(SamuelError, match="not found"):
-        PostChain([{"type": "vst3", "path": str(missing)}])
-    fake = tmp_path / "fake.vst3"
-    fake.write_text("not a plugin")
-    with pytest.raises(SamuelError, match="could not be loaded"):
-        PostChain([{"type": "vst3", "path": str(fake), "params": {"mix": 0.5}}])
+def test_chain_size_is_bounded() -> None:
+    gain = {"type": "gain", "gain_db": -1.0}
+    assert len(PostChain([gain] * MAX_EFFECTS, loudness_lufs=None).describe()) == MAX_EFFECTS
+    with pytest.raises(SamuelError, match=f"at most {MAX_EFFECTS}"):
+        chain_from_json(json.dumps([gain] * (MAX_EFFECTS + 1)))
+    with pytest.raises(SamuelError, match=f"at most {MAX_EFFECTS}"):
+        check_post(PostSection(preset="custom", chain=(gain,) * (MAX_EFFECTS + 1)))
+    padded = json.dumps([gain]) + " " * MAX_CHAIN_JSON_BYTES
+    with pytest.raises(SamuelError, match=f"at most {MAX_CHAIN_JSON_BYTES}"):
+        chain_from_json(padded)
+    # counted in bytes: 3-byte characters under the character count still exceed the limit
+    wide = json.dumps([{"type": "vst3", "path": "\u20ac" * (MAX_CHAIN_JSON_BYTES // 2)}],
+                      ensure_ascii=False)
+    assert len(wide) < MAX_CHAIN_JSON_BYTES < len(wide.encode())
+    with pytest.raises(SamuelError, match="bytes"):
+        chain_from_json(wide)
+    with pytest.raises(SamuelError, match="nested too deeply"):
+        chain_from_json("[" * 30000 + "]" * 30000)
+    params = {f"p{i}": 0.5 for i in range(300)}
+    with pytest.raises(SamuelError, match="at most 256"):
+        validate_effect({"type": "vst3", "path": "x.vst3", "params": params})
+    with pytest.raises(SamuelError, match="at most 256 characters"):
+        validate_effect({"type": "vst3", "path": "x.vst3", "params": {"p": "v" * 300}})
+
+
+def test_check_post_checks_levels_without_building() -> None:
+    assert check_post(PostSection(preset="clean")) == ()
+    with pytest.raises(SamuelError, match="loudness_lufs"):
+        check_post(PostSection(loudness_lufs=3.0))
+    with pytest.raises(SamuelError, match="dry_vocal_db"):
+        check_post(PostSection(dry_vocal_db=40.0))
+    with pytest.raises(SamuelError, match="custom"):
+        check_post(PostSection(preset="shiny"))
 
 
 def test_cutoff_above_nyquist_raises() -> None:

@@ -1,7 +1,7 @@
 """The post-processing chain every result goes through before it is written.
 
-Effects are plain dicts (from the TOML config or JSON sent over OSC), validated here and turned
-into one ``pedalboard.Pedalboard``. ``PostChain.process`` runs that board, normalises integrated
+Effects are plain dicts, checked by ``samuel_live.post.spec`` and turned here into one
+``pedalboard.Pedalboard``. ``PostChain.process`` runs that board, normalises integrated
 loudness (BS.1770, pyloudnorm) to the configured target under a -1 dBTP ceiling, and can mix the
 dry vocal in for previews. Output length always equals input length.
 """
@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,19 @@ from scipy.signal import firwin
 from samuel_live import SAMPLE_RATE
 from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
+from samuel_live.post.plugins import load_vst3, plugin_roots
+from samuel_live.post.spec import (
+    BUILTIN_EFFECTS,
+    DRY_VOCAL_RANGE,
+    LOUDNESS_RANGE,
+    chain_from_json,
+    check_level,
+    check_post,
+    validate_chain,
+)
+
+__all__ = ["CEILING_DBTP", "MAX_GAIN_DB", "PostChain", "build_chain", "chain_from_json",
+           "check_post"]
 
 CEILING_DBTP = -1.0
 """True-peak ceiling of every processed result, in dBFS (4x oversampled, as BS.1770)."""
@@ -36,210 +48,13 @@ _LIMIT_WINDOW_S = 0.005  # gain-reduction look-ahead and smoothing of the ceilin
 _MIN_LOUDNESS_S = 0.4  # one BS.1770 gating block; shorter input is tiled up to this to be measured
 
 
-@dataclass(frozen=True)
-class _Param:
-    """One numeric effect parameter: its pedalboard name, default (None = required) and range."""
-
-    pb_name: str
-    default: float | None
-    lo: float
-    hi: float
-
-
-def _cutoff() -> _Param:
-    return _Param("cutoff_frequency_hz", None, 10.0, 20000.0)
-
-
-def _gain() -> _Param:
-    return _Param("gain_db", 0.0, -36.0, 36.0)
-
-
-def _q() -> _Param:
-    return _Param("q", 0.7071, 0.1, 20.0)
-
-
-def _tone() -> dict[str, _Param]:
-    return {"cutoff_hz": _cutoff(), "gain_db": _gain(), "q": _q()}
-
-
-def _unit(default: float) -> _Param:
-    return _Param("", default, 0.0, 1.0)
-
-
-_EFFECTS: dict[str, tuple[Callable[..., pedalboard.Plugin], dict[str, _Param]]] = {
-    "gain": (pedalboard.Gain, {"gain_db": _Param("gain_db", None, -60.0, 36.0)}),
-    "highpass": (pedalboard.HighpassFilter, {"cutoff_hz": _cutoff()}),
-    "lowpass": (pedalboard.LowpassFilter, {"cutoff_hz": _cutoff()}),
-    "eq": (pedalboard.PeakFilter, _tone()),
-    "peak": (pedalboard.PeakFilter, _tone()),
-    "lowshelf": (pedalboard.LowShelfFilter, _tone()),
-    "highshelf": (pedalboard.HighShelfFilter, _tone()),
-    "compressor": (
-        pedalboard.Compressor,
-        {
-            "threshold_db": _Param("threshold_db", -18.0, -60.0, 0.0),
-            "ratio": _Param("ratio", 2.0, 1.0, 100.0),
-            "attack_ms": _Param("attack_ms", 5.0, 0.01, 1000.0),
-            "release_ms": _Param("release_ms", 100.0, 1.0, 5000.0),
-        },
-    ),
-    "reverb": (
-        pedalboard.Reverb,
-        {
-            "room_size": _unit(0.5),
-            "damping": _unit(0.5),
-            "wet_level": _unit(0.33),
-            "dry_level": _unit(0.4),
-            "width": _unit(1.0),
-            "freeze_mode": _unit(0.0),
-        },
-    ),
-    "limiter": (
-        pedalboard.Limiter,
-        {
-            "threshold_db": _Param("threshold_db", -1.0, -60.0, 0.0),
-            "release_ms": _Param("release_ms", 100.0, 1.0, 5000.0),
-        },
-    ),
-}
-_VST3_KEYS = ("path", "params")
-EFFECT_TYPES: tuple[str, ...] = (*sorted(_EFFECTS), "vst3")
-"""Every valid effect ``type``."""
-
-PRESETS: dict[str, tuple[dict[str, Any], ...]] = {
-    "default": (
-        {"type": "highpass", "cutoff_hz": 40.0},
-        {"type": "compressor", "threshold_db": -18.0, "ratio": 2.5},
-        {"type": "limiter", "threshold_db": -1.0},
-    ),
-    "clean": (),
-    "warm": (
-        {"type": "highpass", "cutoff_hz": 30.0},
-        {"type": "lowshelf", "cutoff_hz": 250.0, "gain_db": 3.0},
-        {"type": "highshelf", "cutoff_hz": 8000.0, "gain_db": -2.0},
-        {"type": "reverb", "room_size": 0.35, "wet_level": 0.15, "dry_level": 0.85},
-    ),
-    "live": (
-        {"type": "highpass", "cutoff_hz": 40.0},
-        {"type": "compressor", "threshold_db": -20.0, "ratio": 4.0, "attack_ms": 3.0},
-        {"type": "limiter", "threshold_db": -1.0, "release_ms": 50.0},
-    ),
-}
-"""Named effect chains; ``PostSection.preset = "custom"`` uses ``PostSection.chain`` instead.
-
-The loudness target is always ``PostSection.loudness_lufs``; "live" is meant for -14 LUFS.
-"""
-
-
-def _number(value: Any, name: str, spec: _Param, where: str) -> float:
-    """A finite float within ``spec``'s range, or SamuelError."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SamuelError(f"{where}: {name} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or not spec.lo <= number <= spec.hi:
-        raise SamuelError(f"{where}: {name}={value!r} is outside {spec.lo:g}..{spec.hi:g}")
-    return number
-
-
-def _check_keys(effect: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(effect) - {"type", *valid})
-    if unknown:
-        raise SamuelError(f"{where}: unknown parameter(s) {unknown}; valid: {sorted(valid)}")
-
-
-def _validate_vst3(effect: Mapping[str, Any], where: str) -> dict[str, Any]:
-    _check_keys(effect, _VST3_KEYS, where)
-    path = effect.get("path")
-    if not isinstance(path, str) or not path:
-        raise SamuelError(f"{where}: vst3 needs a 'path' to a .vst3 plugin")
-    params = effect.get("params", {})
-    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
-        raise SamuelError(f"{where}: vst3 'params' must be a table of name = value")
-    for key, value in params.items():
-        ok = isinstance(value, str | bool) or (
-            isinstance(value, int | float) and math.isfinite(value)
-        )
-        if not ok:
-            raise SamuelError(f"{where}: vst3 parameter {key}={value!r} must be text or a number")
-    return {"type": "vst3", "path": path, "params": dict(params)}
-
-
-def validate_effect(effect: Any, index: int = 0) -> dict[str, Any]:
-    """A checked copy of one effect dict with defaults filled in, or SamuelError naming the fix.
-
-    Does no I/O: a vst3 plugin file is looked for when the chain is built.
-    """
-    where = f"post effect #{index + 1}"
-    if not isinstance(effect, Mapping):
-        raise SamuelError(f"{where}: expected a table with a 'type', got {effect!r}")
-    kind = effect.get("type")
-    if kind == "vst3":
-        return _validate_vst3(effect, f"{where} (vst3)")
-    if kind not in _EFFECTS:
-        raise SamuelError(f"{where}: unknown effect type {kind!r}; valid types: {EFFECT_TYPES}")
-    where = f"{where} ({kind})"
-    params = _EFFECTS[kind][1]
-    _check_keys(effect, tuple(params), where)
-    out: dict[str, Any] = {"type": kind}
-    for name, spec in params.items():
-        if name in effect:
-            out[name] = _number(effect[name], name, spec, where)
-        elif spec.default is None:
-            raise SamuelError(f"{where}: missing required parameter {name!r}")
-        else:
-            out[name] = spec.default
-    return out
-
-
-def validate_chain(effects: Any) -> tuple[dict[str, Any], ...]:
-    """Validate a sequence of effect dicts (see ``validate_effect``)."""
-    if isinstance(effects, str | bytes | Mapping) or not isinstance(effects, list | tuple):
-        raise SamuelError(f"post chain must be a list of effect tables, got {effects!r}")
-    return tuple(validate_effect(effect, i) for i, effect in enumerate(effects))
-
-
-def chain_from_json(text: str) -> tuple[dict[str, Any], ...]:
-    """Parse and validate a JSON list of effect objects (as sent over OSC)."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise SamuelError(f"post chain is not valid JSON: {exc}") from exc
-    return validate_chain(data)
-
-
-def _load_vst3(effect: Mapping[str, Any]) -> pedalboard.Plugin:
-    path = Path(effect["path"]).expanduser()
-    if not path.exists():
-        raise SamuelError(f"vst3 plugin {path} not found; give the path of a .vst3 bundle")
-    loader = getattr(pedalboard, "load_plugin", None)
-    if loader is None:
-        raise SamuelError("this platform's pedalboard cannot load VST3 plugins")
-    try:
-        plugin = loader(str(path), parameter_values=dict(effect["params"]))
-    except (ImportError, RuntimeError, ValueError, AttributeError, TypeError) as exc:
-        raise SamuelError(f"vst3 plugin {path} could not be loaded: {exc}") from exc
-    if getattr(plugin, "is_instrument", False):
-        raise SamuelError(f"vst3 plugin {path} is an instrument; the post chain needs an effect")
-    return plugin
-
-
-def _make_plugin(effect: Mapping[str, Any]) -> pedalboard.Plugin:
+def _make_plugin(effect: Mapping[str, Any], roots: tuple[Path, ...]) -> pedalboard.Plugin:
     """One pedalboard plugin from a validated effect dict."""
     if effect["type"] == "vst3":
-        return _load_vst3(effect)
-    factory, params = _EFFECTS[effect["type"]]
+        return load_vst3(effect, roots)
+    factory, params = BUILTIN_EFFECTS[effect["type"]]
     kwargs = {spec.pb_name or name: effect[name] for name, spec in params.items()}
     return factory(**kwargs)
-
-
-def _preset_effects(post: PostSection) -> tuple[dict[str, Any], ...]:
-    if post.preset == "custom":
-        return validate_chain(post.chain)
-    if post.preset not in PRESETS:
-        raise SamuelError(
-            f"unknown post preset {post.preset!r}; valid: {sorted(PRESETS)} or 'custom'"
-        )
-    return validate_chain(PRESETS[post.preset])
 
 
 # 4x oversampling interpolator of the true-peak meter; its per-phase L1 norm bounds how far an
@@ -334,22 +149,25 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
 
 
 class PostChain:
-    """A validated effect chain plus loudness target; safe to share between threads."""
+    """A validated effect chain plus loudness target; safe to share between threads.
+
+    vst3 effects load only from ``plugin_dirs`` (resolved folders; see ``plugin_roots``).
+    """
 
     def __init__(
         self,
         effects: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
         loudness_lufs: float | None = -16.0,
         dry_vocal_db: float | None = None,
+        plugin_dirs: Iterable[Path] = (),
     ) -> None:
         self._effects = validate_chain(effects)
-        if loudness_lufs is not None:
-            _number(loudness_lufs, "loudness_lufs", _Param("", None, -60.0, 0.0), "post")
-        if dry_vocal_db is not None:
-            _number(dry_vocal_db, "dry_vocal_db", _Param("", None, -80.0, 12.0), "post")
+        check_level(loudness_lufs, "loudness_lufs", LOUDNESS_RANGE)
+        check_level(dry_vocal_db, "dry_vocal_db", DRY_VOCAL_RANGE)
         self.loudness_lufs = loudness_lufs
         self.dry_vocal_db = dry_vocal_db
-        self._board = pedalboard.Pedalboard([_make_plugin(e) for e in self._effects])
+        roots = tuple(plugin_dirs)
+        self._board = pedalboard.Pedalboard([_make_plugin(e, roots) for e in self._effects])
         self._max_cutoff = max((e.get("cutoff_hz", 0.0) for e in self._effects), default=0.0)
         # pedalboard plugins keep per-stream state; one result at a time goes through the board.
         self._lock = threading.Lock()
@@ -399,5 +217,10 @@ class PostChain:
 
 
 def build_chain(post: PostSection) -> PostChain:
-    """The chain for a config section: ``post.preset`` names a preset, or "custom" = post.chain."""
-    return PostChain(_preset_effects(post), post.loudness_lufs, post.dry_vocal_db)
+    """The chain for a config section, checked by ``check_post`` first, then loaded.
+
+    ``post.preset`` names a preset, or "custom" = post.chain. Loading a vst3 effect runs its
+    native code: call this off the network thread, and only on a section ``check_post`` passed.
+    """
+    effects = check_post(post)
+    return PostChain(effects, post.loudness_lufs, post.dry_vocal_db, plugin_roots(post))
