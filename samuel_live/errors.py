@@ -43,3 +43,23 @@ class ShardError(SamuelError):
 
 class PluginError(SamuelError):
     """A VST3 effect is not an installed plugin in an allowed folder, or could not be loaded."""
+
+
+class BindError(SamuelError):
+    """A server socket could not be bound; ``kind`` (udp/tcp/http) and ``port`` say which."""
+
+    def __init__(self, kind: str, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on {kind} {host}:{port}: {reason}")
+        self.kind, self.host, self.port, self.reason = kind, host, port, reason
+
+
+class DiskFullError(SamuelError):
+    """A write ran out of room: disk full, quota exceeded, or file too large for the file system."""
+
+
+class InvalidArgumentError(SamuelError, ValueError):
+    """An argument or setting is out of range (also a ValueError, for callers catching that)."""
+
+
+class ConnectionClosedError(SamuelError, ConnectionError):
+    """The peer of a stream connection has gone (also an OSError, like socket failures)."""
