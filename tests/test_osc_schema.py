@@ -17,7 +17,7 @@ from samuel_live.osc.schema import (
     load_namespace,
     schema_path,
 )
-from samuel_live.osc.server import OscServer
+from samuel_live.osc.handlers import Handlers, handler_name
 
 REQUIRED = [
     "/samuel/ping", "/samuel/status", "/samuel/client/register", "/samuel/client/unregister",
@@ -68,8 +68,7 @@ def test_every_node_is_consistent(ns: Namespace) -> None:
 
 def test_every_command_has_a_server_handler(ns: Namespace) -> None:
     handlers = {m.address for m in ns.commands()}
-    missing = [a for a in handlers
-               if not hasattr(OscServer, "_on_" + a.removeprefix("/samuel/").replace("/", "_"))]
+    missing = [a for a in handlers if not hasattr(Handlers, handler_name(a))]
     assert missing == []
 
 

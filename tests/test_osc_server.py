@@ -160,7 +160,7 @@ def test_errors_name_the_address_and_the_problem(served: tuple[Engine, OscServer
         (("/samuel/generate", "capture", "/etc/x"), "/samuel/generate", "absolute"),
         (("/samuel/generate", "file:/etc/passwd"), "/samuel/generate", "allowed_input_dirs"),
         (("/samuel/post/set", "{not json"), "/samuel/post/set", "not valid JSON"),
-        (("/samuel/model/load", "/no/such/model"), "/samuel/model/load", "not found"),
+        (("/samuel/model/load", "/no/such/model"), "/samuel/model/load", "/no/such/model"),
         (("/samuel/play", 12345), "/samuel/play", "no finished result"),
     ]
     for (address, *args), _, _ in cases:
@@ -282,6 +282,9 @@ def test_registered_clients_get_events_of_other_clients(served: tuple[Engine, Os
         path = peer.wait("/samuel/done").args[1]
         assert watcher.wait("/samuel/done").args[1] == path
         assert other.wait("/samuel/generate/ack")
+        # The job's last event must have reached `other` before it unregisters; counting
+        # earlier raced with a late progress/done (7 == 6).
+        assert other.wait("/samuel/done").args[1] == path
         other.send(server.udp_port, "/samuel/client/unregister")
         other.wait("/samuel/client/unregister/reply", a2=1)
         seen = len(other.messages())
@@ -510,25 +513,22 @@ def test_a_tcp_client_that_stops_reading_is_dropped_not_waited_for(
     _, server = served
     stuck = socket.create_connection(("127.0.0.1", server.tcp_port))
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.sendall(b"\xc0" + encode("/samuel/ping", (1,)) + b"\xc0")  # SLIP frame
+    stuck.sendall(b"\xc0" + encode("/samuel/client/register", (0,)) + b"\xc0")  # SLIP frame
     deadline = time.monotonic() + 5
-    while not server._tcp_streams and time.monotonic() < deadline:
+    while not server.registry.targets() and time.monotonic() < deadline:
         time.sleep(0.01)
-    conn = next(iter(server._tcp_streams))
-    from samuel_live.osc.server import Peer
-
-    peer = Peer("tcp", "127.0.0.1", stuck.getsockname()[1], conn)
+    (peer,) = server.registry.targets()
     done = threading.Event()
 
     def flood() -> None:  # what the worker does when it reports progress, without reading
-        payload = encode("/samuel/progress", (1, 1, 25, 0.5))
-        for _ in range(200_000):
-            if conn not in server._tcp_streams:
+        for i in range(200_000):
+            if not server.registry.targets():
                 break
-            server._send(peer, payload)
+            server._reply(None, "/samuel/progress", (1, i, 25, 0.5))
         done.set()
 
     threading.Thread(target=flood, daemon=True).start()
     assert done.wait(20), "sending to a client that never reads blocked the sender"
-    assert server.stats.send_errors >= 1
+    assert server.stats.send_errors >= 1 and server.stats.dropped_clients == 1
+    assert peer not in server.registry.targets()
     stuck.close()

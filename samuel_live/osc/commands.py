@@ -10,7 +10,7 @@ import threading
 from typing import TextIO
 
 from samuel_live.config import Config
-from samuel_live.errors import SamuelError
+from samuel_live.errors import BindError, SamuelError
 from samuel_live.osc.client import Message, OscClient
 from samuel_live.osc.schema import Method, OscArg, SchemaError, load_namespace
 
@@ -29,6 +29,10 @@ def serve(config: Config) -> int:
     try:
         engine.start()
         server = OscServer(engine, config.server).start()
+    except BindError as exc:
+        engine.close()
+        print(f"samuel-live: cannot serve: {bind_advice(exc)}", file=sys.stderr)
+        return 1
     except (SamuelError, OSError) as exc:
         engine.close()
         print(f"samuel-live: cannot serve: {exc}", file=sys.stderr)
@@ -41,9 +45,21 @@ def serve(config: Config) -> int:
     try:
         stop.wait()
     finally:
-        server.close()
+        # The engine first: the jobs it cancels are answered while the server still sends.
         engine.close()
+        server.close()
     return 0
+
+
+BIND_FLAGS = {"udp": "--udp-port", "tcp": "--tcp-port", "http": "--http-port"}
+
+
+def bind_advice(exc: BindError) -> str:
+    """What went wrong binding, and the flag that picks another port."""
+    flag = BIND_FLAGS.get(exc.kind, "--udp-port")
+    return (f"{exc.kind.upper()} port {exc.port} on {exc.host} is not available "
+            f"({exc.reason}); is another `samuel-live serve` running? Pick another port with "
+            f"`samuel-live serve {flag} N`")
 
 
 def send(host: str, port: int, address: str, args: list[str], timeout: float = 10.0,
@@ -57,13 +73,31 @@ def send(host: str, port: int, address: str, args: list[str], timeout: float = 1
     method = namespace.methods.get(address)
     try:
         values = parse_cli_args(args, method)
-        client = OscClient(host, port, tcp=tcp, namespace=namespace)
-    except (SamuelError, OSError) as exc:
+    except SamuelError as exc:
         print(f"samuel-live send: {exc}", file=sys.stderr)
         return 1
+    try:
+        client = OscClient(host, port, tcp=tcp, namespace=namespace)
+    except OSError as exc:
+        print(f"samuel-live send: {not_answering(host, port, tcp, exc.strerror or str(exc))}",
+              file=sys.stderr)
+        return 1
     with client:
-        client.send(address, *values)
-        return _print_replies(client, address, method, timeout, out)
+        try:
+            client.send(address, *values)
+            return _print_replies(client, address, method, timeout, out)
+        except OSError as exc:  # UDP: the kernel reports "port unreachable" as refused
+            print(f"samuel-live send: {not_answering(host, port, tcp, exc.strerror or str(exc))}",
+                  file=sys.stderr)
+            return 1
+
+
+def not_answering(host: str, port: int, tcp: bool, why: str) -> str:
+    """The message for a server that does not answer, with how to start one."""
+    kind = "tcp" if tcp else "udp"
+    return (f"the server is not answering on {host}:{port} ({kind}: {why}); start it with "
+            f"`samuel-live serve` (it listens on udp 9000, tcp 9001 unless configured) or "
+            f"check --host/--port")
 
 
 def _print_replies(client: OscClient, address: str, method: Method | None, timeout: float,
@@ -72,6 +106,7 @@ def _print_replies(client: OscClient, address: str, method: Method | None, timeo
 
     deadline = time.monotonic() + timeout
     job: int | None = None
+    answered = False
     while True:
         try:
             msg = client.receive(max(0.0, deadline - time.monotonic()))
@@ -79,9 +114,12 @@ def _print_replies(client: OscClient, address: str, method: Method | None, timeo
             print(f"samuel-live send: {exc}", file=sys.stderr)
             return 1
         if msg is None:
-            print(f"samuel-live send: no final reply to {address} within {timeout:g} s",
-                  file=sys.stderr)
+            problem = (f"no final reply to {address} within {timeout:g} s" if answered else
+                       not_answering(client.host, client.port, client.tcp,
+                                     f"no reply within {timeout:g} s"))
+            print(f"samuel-live send: {problem}", file=sys.stderr)
             return 1
+        answered = True
         print(format_message(msg), file=out, flush=True)
         if msg.address == "/samuel/generate/ack" and job is None:
             job = int(msg.args[0])

@@ -20,9 +20,8 @@ from samuel_live.errors import SamuelError, SchemaError
 
 ACCESS_OUT = 1
 ACCESS_IN = 2
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # an OSC "i" is a 32-bit signed integer
 OscArg = int | float | str
-
-
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,9 @@ class ArgSpec:
         if self.tag == "i":
             if float(value) != int(value):
                 raise SchemaError(f"{self.name}: expected a whole number, got {value}")
+            if not INT32_MIN <= value <= INT32_MAX:
+                raise SchemaError(f"{self.name}: {value} does not fit a 32-bit integer "
+                                  f"({INT32_MIN}..{INT32_MAX})")
             return int(value)
         return float(value)
 
