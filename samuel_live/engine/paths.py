@@ -2,8 +2,10 @@
 
 Requests arrive from the network, so an output name is untrusted text. It may only name a file
 inside the render folder (sub-folders allowed); ``..``, absolute names and symlinks that lead
-out are refused. File sources are read only from the render folder and the configured
-``render.allowed_input_dirs``.
+out are refused, and names are limited in bytes so the file, its sidecar and their temp files
+fit the file system. Checking creates nothing: ``ensure_output_folder`` makes the sub-folders
+when the result is written. File sources and models are read only from allowed folders, and a
+path outside them gets the same answer as a path that does not exist.
 """
 
 from __future__ import annotations
@@ -12,37 +14,67 @@ import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import ModelError, SamuelError
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 _SAFE_PART = re.compile(r"^[\w .,()+=@#-]+$")
-MAX_NAME = 200
+
+MAX_COMPONENT_BYTES = 255
+"""A file or folder name's limit on common file systems (ext4, APFS, NTFS), in UTF-8 bytes."""
+SIDECAR_SUFFIX = ".json"
+"""Appended to a result's file name for its JSON sidecar."""
+# The atomic writer's temp file: ".<name>.samuel-<pid>-<8 random>.tmp"; a pid has <= 10 digits.
+_TEMP_EXTRA = len(".") + len(".samuel-") + 10 + len("-") + 8 + len(".tmp")
+MAX_FILE_NAME_BYTES = MAX_COMPONENT_BYTES - _TEMP_EXTRA - len(SIDECAR_SUFFIX)
+"""Longest result file name (suffix included) whose sidecar's temp file still fits."""
+MAX_NAME_BYTES = 1024
+"""Longest output name as a whole (sub-folders included), in UTF-8 bytes."""
 
 
 def output_path(folder: Path, name: str, default_suffix: str = ".wav") -> Path:
     """The file ``name`` names inside ``folder``, or SamuelError if it would leave the folder.
 
-    A name without .wav/.flac gets ``default_suffix``. Missing sub-folders are created (inside
-    the folder only).
+    A name without .wav/.flac gets ``default_suffix``. Nothing is created: the whole name is
+    checked first, and ``ensure_output_folder`` makes missing sub-folders at write time.
     """
     parts = _name_parts(name)
+    last = parts[-1]
+    if PurePosixPath(last).suffix.lower() not in AUDIO_SUFFIXES:
+        last += default_suffix
+    size = len(last.encode("utf-8"))
+    if size > MAX_FILE_NAME_BYTES:
+        raise SamuelError(
+            f"output file name {last[:40]!r}... is {size} bytes in UTF-8; at most "
+            f"{MAX_FILE_NAME_BYTES} (suffix included) fit beside its sidecar; use a shorter name"
+        )
     root = folder.expanduser().resolve()
-    target = root.joinpath(*parts)
-    if target.suffix.lower() not in AUDIO_SUFFIXES:
-        target = target.with_name(target.name + default_suffix)
+    target = root.joinpath(*parts[:-1], last)
     _check_inside(target.resolve(), root, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Re-check after mkdir: a sub-folder swapped for a symlink between checks is still caught.
-    resolved = target.parent.resolve() / target.name
-    _check_inside(resolved.resolve(), root, name)
+    return target
+
+
+def ensure_output_folder(folder: Path, path: Path) -> Path:
+    """Create ``path``'s missing sub-folders inside ``folder`` and return ``path`` re-checked.
+
+    Call right before writing. The re-check after creating catches a sub-folder that was
+    swapped for a symlink leading out since ``output_path`` checked the name.
+    """
+    root = folder.expanduser().resolve()
+    _check_inside(path.resolve(), root, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    resolved = path.parent.resolve() / path.name
+    _check_inside(resolved.resolve(), root, str(path))
     return resolved
 
 
 def _name_parts(name: str) -> list[str]:
     if not name or not name.strip():
         raise SamuelError("output name is empty; give a file name such as take1.wav")
-    if len(name) > MAX_NAME:
-        raise SamuelError(f"output name is longer than {MAX_NAME} characters")
+    size = len(name.encode("utf-8", "replace"))
+    if size > MAX_NAME_BYTES:
+        raise SamuelError(
+            f"output name is {size} bytes in UTF-8; at most {MAX_NAME_BYTES}; use a shorter name"
+        )
     if "\\" in name or "\x00" in name:
         raise SamuelError(f"output name {name!r} may not contain backslashes or NUL")
     posix = PurePosixPath(name)
@@ -59,53 +91,86 @@ def _name_parts(name: str) -> list[str]:
                 f"output name {name!r}: {part!r} must not start with '.' and may use only "
                 "letters, digits, spaces and . , ( ) + = @ # - _"
             )
+        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            raise SamuelError(
+                f"output name {name!r:.60}: a folder name is longer than {MAX_COMPONENT_BYTES} "
+                "bytes in UTF-8; use a shorter name"
+            )
     return parts
 
 
 def _check_inside(path: Path, root: Path, name: str) -> None:
     if not path.is_relative_to(root):
         raise SamuelError(
-            f"output name {name!r} resolves to {path}, outside the render folder {root} "
+            f"output name {name!r} resolves outside the render folder {root} "
             "(a symlink leads out); choose another name"
         )
+
+
+def _inside_any(text: str, base: Path | None, roots: Iterable[str | Path]) -> tuple[
+        Path | None, list[Path]]:
+    """(resolved path if it lies inside a root, else None; the resolved roots).
+
+    Containment is decided from the resolved path alone, before anything asks whether the
+    file exists.
+    """
+    allowed = [Path(r).expanduser().resolve() for r in roots if str(r)]
+    if not text or "\x00" in text or len(text.encode("utf-8", "replace")) > 4096:
+        return None, allowed
+    raw = Path(text).expanduser()
+    if base is not None and not raw.is_absolute():
+        raw = base / raw
+    resolved = raw.resolve()
+    return (resolved if any(resolved.is_relative_to(r) for r in allowed) else None), allowed
 
 
 def input_path(text: str, render_folder: Path, allowed_dirs: Iterable[str | Path]) -> Path:
     """A readable audio file inside the render folder or an allowed input folder.
 
     Relative paths are taken relative to the render folder. Symlinks are resolved before the
-    check, so a link inside an allowed folder that points elsewhere is refused.
+    check, so a link inside an allowed folder that points elsewhere is refused. A missing file
+    and one outside the allowed folders get the same message.
     """
-    if not text or "\x00" in text:
+    if not text:
         raise SamuelError("file source is empty; send file:/absolute/path.wav")
-    raw = Path(text).expanduser()
-    if not raw.is_absolute():
-        raw = render_folder / raw
-    roots = [render_folder.expanduser().resolve()]
-    roots += [Path(d).expanduser().resolve() for d in allowed_dirs if str(d)]
-    resolved = raw.resolve()
-    if not any(resolved.is_relative_to(r) for r in roots):
+    resolved, roots = _inside_any(text, render_folder.expanduser(),
+                                  [render_folder, *allowed_dirs])
+    if resolved is None or not resolved.is_file():
         raise SamuelError(
-            f"file source {text} is outside the allowed input folders "
-            f"({', '.join(str(r) for r in roots)}); add its folder to render.allowed_input_dirs"
+            f"file source {text[:200]} does not exist or is outside the allowed input folders "
+            f"({', '.join(map(str, roots))}); put it there or add its folder to "
+            "render.allowed_input_dirs"
         )
-    if not resolved.is_file():
-        raise SamuelError(f"file source {resolved} does not exist or is not a file")
     return resolved
 
 
 def model_path(text: str, roots: Iterable[str | Path]) -> Path:
-    """A checkpoint inside one of ``roots`` (the shipped models, the configured model's folder,
-    the render folder, the allowed input folders): a network client may not probe the disk."""
-    if not text or "\x00" in text:
-        raise SamuelError("model path is empty; send the path of a .safetensors checkpoint")
-    resolved = Path(text).expanduser().resolve()
-    allowed = [Path(r).expanduser().resolve() for r in roots if str(r)]
-    if not any(resolved.is_relative_to(r) for r in allowed):
-        raise SamuelError(
-            f"model {text} is outside the allowed folders ({', '.join(map(str, allowed))}); "
-            "put it there or add its folder to render.allowed_input_dirs"
+    """A checkpoint (``X.safetensors`` beside ``X.json``) inside one of ``roots``.
+
+    ``roots`` are the shipped models, the configured model's folder, the render folder and
+    the allowed input folders. Both files must resolve inside them; a missing checkpoint and
+    one outside the roots get the same message, so a network client cannot probe the disk.
+    Returns the weights path (its folder resolved, its name kept).
+    """
+    if not text:
+        raise ModelError("model path is empty; send the path of a .safetensors checkpoint")
+    roots = list(roots)
+    given, allowed = _inside_any(text, None, roots)
+    found = None
+    if given is not None:
+        raw = Path(text).expanduser().absolute()
+        stem = raw.parent.resolve() / raw.name
+        if stem.suffix in (".safetensors", ".json"):
+            stem = stem.with_suffix("")
+        weights, meta = stem.with_name(stem.name + ".safetensors"), stem.with_name(
+            stem.name + ".json")
+        inside = all(_inside_any(str(p), None, roots)[0] is not None for p in (weights, meta))
+        if inside and weights.resolve().is_file() and meta.resolve().is_file():
+            found = weights
+    if found is None:
+        raise ModelError(
+            f"model {text[:200]} was not found or is outside the allowed folders "
+            f"({', '.join(map(str, allowed))}); give a .safetensors checkpoint (with its .json) "
+            "there, or add its folder to render.allowed_input_dirs"
         )
-    if not resolved.is_file():
-        raise SamuelError(f"model file {resolved} not found; give the path of a checkpoint")
-    return resolved
+    return found
