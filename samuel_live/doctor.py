@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import socket
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from samuel_live.config import Config
 
@@ -43,24 +45,32 @@ def check_torch() -> Check:
 
 
 def check_audio() -> list[Check]:
+    """PortAudio, its host APIs and whether any input device exists on this machine."""
+    from samuel_live.audio.devices import list_devices, sounddevice
+    from samuel_live.errors import AudioDeviceError
+
     try:
-        sd = importlib.import_module("sounddevice")
-    except OSError as exc:
-        return [Check("audio", "fail", f"PortAudio not found ({exc})",
-                      "sudo apt-get install libportaudio2")]
-    except ImportError:
-        return [Check("audio", "fail", "sounddevice is not installed", "pip install sounddevice")]
-    apis = [a["name"] for a in sd.query_hostapis()]
-    devices = sd.query_devices()
+        apis = [a["name"] for a in sounddevice().query_hostapis()]
+        devices = list_devices()
+    except AudioDeviceError as exc:
+        return [Check("audio", "fail", str(exc))]  # the message names the fix
+    return audio_checks(apis, devices)
+
+
+def audio_checks(apis: list[str], devices: list[dict[str, Any]]) -> list[Check]:
+    """Findings for these host API names and devices (as ``list_devices`` returns them)."""
+    from samuel_live.audio.devices import NO_AUDIO_HINT
+
     inputs = [d for d in devices if d["max_input_channels"] > 0]
-    out = [Check("audio host APIs", "ok" if apis else "warn", ", ".join(apis) or "none")]
+    out = [Check("audio host APIs", "ok" if apis else "warn", ", ".join(apis) or "none",
+                 NO_AUDIO_HINT)]
     if not inputs:
-        out.append(Check("audio input", "warn", "no input device (capture unavailable; file "
-                         "sources still work)", "connect an interface or start JACK: "
-                         "jackd --no-realtime -d dummy &"))
+        out.append(Check("audio input", "warn", "no input device: live capture is unavailable "
+                         "(file:PATH sources and `samuel-live generate` still work)",
+                         NO_AUDIO_HINT))
     else:
         out.append(Check("audio input", "ok", f"{len(inputs)} input device(s), e.g. "
-                         f"{inputs[0]['name']}"))
+                         f"{inputs[0]['name']!r} ({inputs[0]['hostapi']})"))
     return out
 
 
@@ -74,7 +84,8 @@ def check_models(config: Config) -> list[Check]:
         _, meta = load_checkpoint(path)
     except SamuelError as exc:
         return [Check("model", "fail", str(exc),
-                      "reinstall samuel-live, or pass --model PATH to a trained checkpoint")]
+                      "reinstall samuel-live, or point model.path at a trained checkpoint "
+                      "(--set model.path=PATH; serve also takes --model PATH)")]
     out = [Check("model", "ok", f"{path.name}: codec {meta.codec}")]
     if meta.codec == "sao":
         if not config.model.codec_path:
@@ -99,8 +110,9 @@ def check_ports(config: Config) -> list[Check]:
             out.append(Check(f"{kind} port {port}", "ok", "free"))
         except OSError as exc:
             out.append(Check(f"{kind} port {port}", "fail", f"in use ({exc.strerror})",
-                             f"stop the other server or pass --set server.{kind.lower()}"
-                             f"_port=... (or --udp-port/--tcp-port)"))
+                             f"stop the program using it, or choose another port: --set "
+                             f"server.{kind.lower()}_port=N (serve also takes "
+                             f"--{kind.lower()}-port N)"))
         finally:
             sock.close()
     return out
@@ -114,7 +126,8 @@ def check_render_folder(config: Config) -> Check:
             pass
     except OSError as exc:
         return Check("render folder", "fail", f"{folder} is not writable ({exc.strerror})",
-                     "choose another with --render-folder or fix its permissions")
+                     "fix its permissions, or choose another: --set render.folder=DIR "
+                     "(serve also takes --render-folder DIR)")
     return Check("render folder", "ok", str(folder))
 
 

@@ -13,7 +13,11 @@ from samuel_live.errors import AudioDeviceError
 
 Kind = Literal["input", "output"]
 
-
+NO_AUDIO_HINT = (
+    "to get audio, start JACK (`jackd -d alsa`, or QjackCtl) or PipeWire, or plug in an audio "
+    "interface; `samuel-live doctor` checks the whole setup"
+)
+"""How to get an audio device: shown wherever none (or not the wanted one) is found."""
 
 
 def sounddevice() -> ModuleType:
@@ -108,5 +112,5 @@ def _not_found(what: str, kind: Kind) -> str:
     )
     return (
         f"no {kind} {what} found; available {kind} devices: {have or 'none'}. "
-        "Pick one of these by name (and host API), or start JACK (`.ci/jack.sh start`)"
+        f"Pick one of these by name (and host API); {NO_AUDIO_HINT}"
     )
