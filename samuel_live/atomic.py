@@ -93,13 +93,11 @@ def sweep_stale_temps(folder: str | Path, max_age_s: float = STALE_TEMP_AGE_S) -
         if match is None:
             continue
         try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
             age = now - entry.stat(follow_symlinks=False).st_mtime
             if age > max_age_s or not _pid_alive(int(match["pid"])):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
-        except OSError:  # vanished meanwhile, or not ours to remove
+        except OSError:  # a folder, vanished meanwhile, or not ours to remove
             continue
     return removed
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from samuel_live.audio import io as audio_io
+from samuel_live.atomic import sweep_stale_temps
 from samuel_live.audio.io import read_audio, to_stereo, write_audio_atomic, write_json_atomic
 from samuel_live.errors import AudioInputError, SamuelError
 
@@ -118,21 +125,113 @@ def test_write_rejects_bad_requests(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failed_write_keeps_old_file_and_leaves_no_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = write_audio_atomic(tmp_path / "render.wav", np.zeros((2, 50), np.float32))
-    before = path.read_bytes()
+DISK_FULL_SCRIPT = textwrap.dedent(
+    """
+    import json, resource, signal, sys
+    from pathlib import Path
+    import numpy as np
+    from samuel_live.audio.io import write_audio_atomic
+    from samuel_live.errors import DiskFullError
+    folder, limit = Path(sys.argv[1]), int(sys.argv[2])
+    old = write_audio_atomic(folder / "render.wav", np.zeros((2, 50), np.float32))
+    before = old.read_bytes()
+    if limit:  # past this size the kernel answers EFBIG (and SIGXFSZ, ignored here)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        write_audio_atomic(old, np.full((2, 10 * 44100), 0.25, np.float32))
+        message = None
+    except DiskFullError as exc:
+        message = str(exc)
+    print(json.dumps({"message": message, "kept": old.read_bytes() == before,
+                      "files": sorted(p.name for p in folder.iterdir())}))
+    """
+)
 
-    def disk_full(file, data, *args, **kwargs):  # writes part of the file, then fails
-        file.write(b"RIFF\x00\x00")
-        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(audio_io.sf, "write", disk_full)
-    with pytest.raises(OSError, match="No space"):
-        write_audio_atomic(path, np.ones((2, 5000), np.float32))
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["render.wav"]
+def _disk_full_result(out: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_full_disk_is_a_disk_full_error_and_keeps_the_old_file(tmp_path: Path) -> None:
+    """A real ENOSPC: a 256 KiB tmpfs mounted in a private user+mount namespace."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) here to mount a small tmpfs without root")
+    mount = 'mount -t tmpfs -o size=256k samuel-test "$1" || exit 77; exec "$2" -c "$3" "$1" 0'
+    out = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, "sh",
+         str(folder), sys.executable, DISK_FULL_SCRIPT],
+        capture_output=True, text=True, timeout=120,
+    )
+    if out.returncode == 77 or (out.returncode != 0 and out.stderr.startswith("unshare:")):
+        pytest.skip(f"cannot mount a small tmpfs here (user namespaces off?): {out.stderr[:200]}")
+    result = _disk_full_result(out)
+    assert result["files"] == ["render.wav"] and result["kept"]  # no temp left, old file intact
+    message = str(result["message"])
+    assert "render.wav" in message and "is full" in message
+    assert f"free space on {folder}" in message and "another output folder" in message
+
+
+def test_file_size_limit_is_a_disk_full_error(tmp_path: Path) -> None:
+    """A real EFBIG from RLIMIT_FSIZE (works unprivileged): same error, no temp file left."""
+    out = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(tmp_path), "200000"],
+                         capture_output=True, text=True, timeout=120)
+    result = _disk_full_result(out)
+    assert result["files"] == ["render.wav"] and result["kept"]
+    assert "render.wav is too large for the file system" in str(result["message"])
+    assert f"free space on {tmp_path}" in str(result["message"])
+
+
+def test_sweep_removes_only_our_stale_temps(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid, live_pid = int(dead.stdout), os.getpid()
+    names = {
+        "dead_writer": f".a.wav.samuel-{dead_pid}-abc12_xy.tmp",
+        "live_fresh": f".b.wav.samuel-{live_pid}-abc12_xy.tmp",
+        "live_old": f".c.json.samuel-{live_pid}-k2j4h5g6.tmp",
+        "foreign_old": ".d.wav.abc12_xy.tmp",  # not our naming: never touched
+        "user_file": "notes.tmp",
+        "render": "render.wav",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"x")
+    for key in ("live_old", "foreign_old", "user_file"):
+        os.utime(tmp_path / names[key], (time.time() - 3600,) * 2)
+    (tmp_path / f".e.wav.samuel-{dead_pid}-qqqqqqqq.tmp").mkdir()  # a folder: never removed
+    removed = sweep_stale_temps(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([names["dead_writer"], names["live_old"]])
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {names[k] for k in ("live_fresh", "foreign_old", "user_file", "render")} | {
+        f".e.wav.samuel-{dead_pid}-qqqqqqqq.tmp"
+    }
+    assert sweep_stale_temps(tmp_path / "missing") == []
+
+
+def test_sweep_removes_the_temp_of_a_killed_writer(tmp_path: Path) -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(
+            """
+            import sys, time
+            from samuel_live.atomic import atomic_file
+            with atomic_file(sys.argv[1]) as f:
+                f.write(b"half a render")
+                f.flush()
+                print("writing", flush=True)
+                time.sleep(60)
+            """), str(tmp_path / "render.wav")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    stale = [p.name for p in tmp_path.iterdir()]
+    assert len(stale) == 1 and stale[0].startswith(".render.wav.samuel-")
+    assert [p.name for p in sweep_stale_temps(tmp_path)] == stale
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_replaces_existing_file(tmp_path: Path) -> None:
