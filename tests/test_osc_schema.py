@@ -9,6 +9,7 @@ import pytest
 
 from samuel_live.errors import SamuelError
 from samuel_live.osc.commands import parse_cli_args, schema_text
+from samuel_live.osc.handlers import Handlers, handler_name
 from samuel_live.osc.schema import (
     ACCESS_IN,
     ACCESS_OUT,
@@ -17,7 +18,6 @@ from samuel_live.osc.schema import (
     load_namespace,
     schema_path,
 )
-from samuel_live.osc.handlers import Handlers, handler_name
 
 REQUIRED = [
     "/samuel/ping", "/samuel/status", "/samuel/client/register", "/samuel/client/unregister",

@@ -32,7 +32,7 @@ from samuel_live.engine.engine import Engine
 from samuel_live.osc.client import MAX_MESSAGE_BYTES, Message, OscClient, encode, parse_packet
 from samuel_live.osc.commands import send
 from samuel_live.osc.schema import ACCESS_OUT, load_namespace
-from samuel_live.osc.server import OscServer
+from samuel_live.osc.server import Limits, OscServer
 from samuel_live.pipeline import Accompanist
 
 NS = load_namespace()
@@ -43,9 +43,9 @@ PORTS = ("server.udp_port=0", "server.tcp_port=0", "server.http_port=0")
 class Listener:
     """A UDP peer that records every raw datagram the server sends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.settimeout(0.2)
         self.raw: list[bytes] = []
         self._cond = threading.Condition()
@@ -98,12 +98,12 @@ def served(tmp_path: Path) -> Iterator[tuple[Engine, OscServer]]:
     yield from _serve(make_config(tmp_path, *PORTS))
 
 
-def _serve(config: Config) -> Iterator[tuple[Engine, OscServer]]:
+def _serve(config: Config, limits: Limits | None = None) -> Iterator[tuple[Engine, OscServer]]:
     engine = Engine(config, accompanist=Accompanist.random(TINY), capture=MemorySource(sine()),
                     warm_up=False)
     engine.start()
     engine.arm()
-    server = OscServer(engine, config.server).start()
+    server = OscServer(engine, config.server, limits=limits).start()
     yield engine, server
     server.close()
     engine.close()

@@ -33,6 +33,7 @@ quiet = LimitedLog(log)
 PacketSink = Callable[[bytes, Peer], None]
 ErrorSink = Callable[[Peer, str], None]
 UDP_RECEIVE_BUFFER = 1 << 20
+TCP_SEND_BUFFER = 64 * 1024
 POLL_S = 0.2  # how often the loops look at the stop flag
 
 
@@ -269,6 +270,8 @@ class Transport:
                 _quiet_close(sock)
                 continue
             sock.setblocking(False)
+            # A small kernel buffer: what a slow reader holds is mostly our queue, capped.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_SEND_BUFFER)
             with self._lock:
                 conn, self._next_conn = self._next_conn, self._next_conn + 1
                 stream = _Stream(sock, Peer("tcp", host, addr[1], conn))
