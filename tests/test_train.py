@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from samuel_live.errors import SamuelError
 from samuel_live.model.checkpoint import LatentStats
 from samuel_live.pipeline import Accompanist
 from samuel_live.settings import GenerateSettings
@@ -112,3 +113,20 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_architecture(tmp_path
     other = dict(TINY, widths=[16, 48])
     with pytest.raises(SamuelError, match="another architecture"):
         Trainer(_cfg(tmp_path / "c", init=str(path), model=other), vocal, accomp, manifest)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_resume_refuses_state_files_that_would_run_code(tmp_path, capsys):
+    vocal, accomp, manifest = _data()
+    tr = Trainer(_cfg(tmp_path, max_steps=2), vocal, accomp, manifest)
+    bad = tmp_path / "train_state.pt"
+    torch.save({"model": tr.model.state_dict(), "payload": _RunsCode()}, bad)
+    with pytest.raises(SamuelError, match="cannot resume from .*without --resume"):
+        tr.load_state(bad)
+    assert "this ran" not in capsys.readouterr().out
+    with pytest.raises(SamuelError, match="cannot resume"):
+        tr.load_state(tmp_path / "missing.pt")

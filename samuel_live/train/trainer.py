@@ -12,6 +12,7 @@ import copy
 import csv
 import json
 import math
+import pickle
 import random
 import time
 import tomllib
@@ -176,6 +177,12 @@ class TrainResult:
     checkpoint: Path
 
 
+def _np_rng_state() -> tuple[Any, ...]:
+    """numpy's global RNG state with its key as a tensor, so torch.load(weights_only) takes it."""
+    name, keys, *rest = np.random.get_state()
+    return (name, torch.from_numpy(np.asarray(keys, np.int64)), *rest)
+
+
 class Trainer:
     """Owns model, EMA, optimiser, scheduler and data; ``run()`` trains until done or stopped."""
 
@@ -242,7 +249,7 @@ class Trainer:
             "noise_gen": self.noise_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "py_rng": random.getstate(),
-            "np_rng": np.random.get_state(),
+            "np_rng": _np_rng_state(),
             "config": asdict(self.cfg),
         }
 
@@ -254,7 +261,15 @@ class Trainer:
 
     def load_state(self, path: str | Path) -> None:
         # CPU first: RNG states must stay CPU byte tensors; load_state_dict moves the rest
-        s = torch.load(path, map_location="cpu", weights_only=False)
+        try:  # weights_only: a state file must not be able to run code when loaded
+            s = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises UnpicklingError, RuntimeError, OSError ...
+            why = ("it holds objects other than tensors and plain values, which could run code"
+                   if isinstance(exc, pickle.UnpicklingError) else f"{type(exc).__name__}: {exc}")
+            raise SamuelError(
+                f"cannot resume from {path} ({why}); it is missing, damaged or not from this "
+                "samuel-live version: train again without --resume"
+            ) from exc
         self.model.load_state_dict(s["model"])
         self.ema.load_state_dict(s["ema"])
         self.opt.load_state_dict(s["opt"])
@@ -264,7 +279,8 @@ class Trainer:
         self.noise_gen.set_state(s["noise_gen"])
         torch.set_rng_state(s["torch_rng"])
         random.setstate(s["py_rng"])
-        np.random.set_state(s["np_rng"])
+        name, keys, *rest = s["np_rng"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
 
     def export(self, path: str | Path | None = None, extra: dict[str, Any] | None = None) -> Path:
         """Write the EMA weights as an inference checkpoint (fp16 by default)."""
