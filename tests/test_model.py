@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,13 @@ from samuel_live.model import (
     global_attention,
     local_attention,
     rope,
+)
+from samuel_live.model.checkpoint import (
+    MAX_META_BYTES,
+    CheckpointMeta,
+    LatentStats,
+    load_checkpoint,
+    save_checkpoint,
 )
 
 TINY = UNetConfig(
@@ -180,3 +188,78 @@ def test_training_after_inference_reuses_cached_tables():
         net(x, t, x)
     net(x, t, x).sum().backward()
     assert net.null_cond.grad is not None or any(p.grad is not None for p in net.parameters())
+
+
+# --- config bounds: a hostile or mistyped config is refused before anything is allocated ------
+def test_param_count_is_exact_without_building() -> None:
+    other = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32, cond_dim=16,
+                       blocks_per_level=2, mid_post_blocks=0, attn_levels=(0,),
+                       cross_attn_levels=(1,), qkv_kernel=5, latent_channels=8, cond_channels=12)
+    for cfg in (UNetConfig(), TINY, other):
+        assert cfg.param_count() == sum(p.numel() for p in SamuelUNet(cfg).parameters())
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"widths": [64, 65536]}, ["widths[1]", "1..4096"]),
+        ({"widths": [64] * 9}, ["widths", "2..8"]),
+        ({"widths": 64}, ["widths"]),
+        ({"widths": [64, 128.5]}, ["widths[1]"]),
+        ({"heads": 0}, ["heads", "1..64"]),
+        ({"head_dim": 10**9}, ["head_dim", "1..512"]),
+        ({"groups": True}, ["groups", "whole number"]),
+        ({"time_dim": 31}, ["time_dim", "even"]),
+        ({"qkv_kernel": 4}, ["qkv_kernel", "odd"]),
+        ({"rope_base": float("nan")}, ["rope_base"]),
+        ({"schedule_s": "0.008"}, ["schedule_s", "number"]),
+        ({"num_train_steps": 10**12}, ["num_train_steps", "1..100000"]),
+        ({"attn_levels": [1] * 100_000}, ["attn_levels", "distinct"]),
+        ({"widths": [4096] * 8, "blocks_per_level": 8}, ["parameters", "1,000,000,000"]),
+    ],
+)
+def test_out_of_range_configs_are_refused_naming_the_field(change: dict, words: list[str]) -> None:
+    with pytest.raises(ModelError) as err:
+        UNetConfig.from_dict({**TINY.to_dict(), **change})
+    for word in words:
+        assert word in str(err.value)
+
+
+def _saved(tmp_path: Path) -> tuple[Path, Path]:
+    weights = save_checkpoint(tmp_path / "m", SamuelUNet(TINY).state_dict(),
+                              CheckpointMeta(TINY.to_dict(), "harmonic", LatentStats.identity()))
+    assert load_checkpoint(weights)[1].model == TINY.to_dict()
+    return weights, weights.with_suffix(".json")
+
+
+def _edit(meta: Path, **changes: object) -> None:
+    data = json.loads(meta.read_text())
+    data.update(changes)
+    meta.write_text(json.dumps(data))
+
+
+def test_checkpoint_with_an_out_of_range_config_is_refused(tmp_path: Path) -> None:
+    weights, meta = _saved(tmp_path)
+    _edit(meta, model={**TINY.to_dict(), "widths": [64, 65536]})
+    with pytest.raises(ModelError, match=r"widths\[1\]"):
+        load_checkpoint(weights)
+
+
+def test_checkpoint_json_size_and_stats_are_bounded(tmp_path: Path) -> None:
+    weights, meta = _saved(tmp_path)
+    _edit(meta, training={"pad": "x" * (MAX_META_BYTES + 1)})
+    with pytest.raises(ModelError, match="at most"):
+        load_checkpoint(weights)
+    weights, meta = _saved(tmp_path)
+    stats = json.loads(meta.read_text())["stats"]
+    _edit(meta, stats={**stats, "accomp_std": [1.0] * 63})
+    with pytest.raises(ModelError, match="accomp_std"):
+        load_checkpoint(weights)
+
+
+def test_weights_larger_than_their_config_allows_are_not_read(tmp_path: Path) -> None:
+    weights, _ = _saved(tmp_path)
+    with open(weights, "r+b") as f:
+        f.truncate(TINY.param_count() * 4 + (17 << 20))  # sparse: no disk used
+    with pytest.raises(ModelError, match="larger than its model config allows"):
+        load_checkpoint(weights)

@@ -19,8 +19,12 @@ from safetensors.torch import load_file, save_file
 
 from samuel_live.atomic import atomic_path, atomic_write_bytes
 from samuel_live.errors import ModelError
+from samuel_live.model.unet import UNetConfig
 
 FORMAT = "samuel-live/1"
+MAX_META_BYTES = 1 << 20
+"""Largest checkpoint ``.json`` read, in bytes (the shipped model's is about 7 KB)."""
+_HEADER_SLACK = 16 << 20  # safetensors header and alignment, beyond 4 bytes per parameter
 
 
 @dataclass(frozen=True)
@@ -124,10 +128,18 @@ def load_checkpoint(
             "installed ones or train one with `samuel-live train`"
         )
     try:
-        meta = CheckpointMeta.from_json(json.loads(meta_path.read_text()))
+        meta = _read_meta(meta_path)
+        config = UNetConfig.from_dict(meta.model)
+        _check_stats(meta.stats, config)
+        most = config.param_count() * 4 + _HEADER_SLACK
+        if weights.stat().st_size > most:
+            raise ModelError(
+                f"checkpoint {weights} is larger than its model config allows ({most:,} bytes); "
+                "the weights do not belong to this .json"
+            )
         tensors = load_file(str(weights))
-    except ModelError:
-        raise
+    except ModelError as exc:
+        raise ModelError(f"checkpoint {weights.name}: {exc}") from exc
     except Exception as exc:  # corrupt file: say which one
         raise ModelError(f"cannot read checkpoint {weights}: {exc}") from exc
     if expect_codec is not None and meta.codec != expect_codec:
@@ -136,6 +148,36 @@ def load_checkpoint(
             f"is loaded; use the {meta.codec!r} codec with this model"
         )
     return {k: v.float() for k, v in tensors.items()}, meta
+
+
+def _read_meta(meta_path: Path) -> CheckpointMeta:
+    """The parsed ``.json`` of a checkpoint, refusing one over MAX_META_BYTES before reading."""
+    size = meta_path.stat().st_size
+    if size > MAX_META_BYTES:
+        raise ModelError(
+            f"{meta_path.name} is {size:,} bytes; a checkpoint's .json is at most "
+            f"{MAX_META_BYTES:,} bytes, so this is not one"
+        )
+    with open(meta_path, "rb") as f:
+        data = f.read(MAX_META_BYTES + 1)
+    if len(data) > MAX_META_BYTES:
+        raise ModelError(f"{meta_path.name} grew past {MAX_META_BYTES:,} bytes while read")
+    parsed = json.loads(data)
+    if not isinstance(parsed, dict):
+        raise ModelError(f"{meta_path.name} is not a JSON object; it is not a checkpoint's .json")
+    return CheckpointMeta.from_json(parsed)
+
+
+def _check_stats(stats: LatentStats, config: UNetConfig) -> None:
+    """Normalisation vectors must match the model's channels."""
+    for name, want in (("vocal_mean", config.cond_channels), ("vocal_std", config.cond_channels),
+                       ("accomp_mean", config.latent_channels),
+                       ("accomp_std", config.latent_channels)):
+        if len(getattr(stats, name)) != want:
+            raise ModelError(
+                f"stats.{name} has {len(getattr(stats, name))} values but the model has {want} "
+                "channels; the .json is damaged"
+            )
 
 
 def file_hash(path: str | Path) -> str:

@@ -50,8 +50,7 @@ class UNetConfig:
     mid_post_blocks: int = 1
 
     def __post_init__(self) -> None:
-        if len(self.widths) < 2:
-            raise ModelError(f"widths needs at least two levels, got {self.widths}")
+        _check_fields(self)
         levels = range(len(self.widths))
         for name in ("attn_levels", "cross_attn_levels"):
             bad = [lv for lv in getattr(self, name) if lv not in levels]
@@ -63,6 +62,15 @@ class UNetConfig:
                     f"attention width {self.inner(lv)} at level {lv} is not divisible by "
                     f"{self.heads} heads; change widths or heads"
                 )
+        if self.param_count() > MAX_PARAMS:
+            raise ModelError(
+                f"model config has {self.param_count():,} parameters; at most {MAX_PARAMS:,} "
+                "are allowed (about 4 GB of float32 weights); reduce widths or blocks"
+            )
+
+    def param_count(self) -> int:
+        """The number of parameters ``SamuelUNet(self)`` has, computed without building it."""
+        return _param_count(self)
 
     def inner(self, level: int) -> int:
         """Attention inner width at ``level``."""
@@ -78,14 +86,113 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        """A checked config from JSON-like data (lists for tuples); ModelError names the fix."""
+        if not isinstance(data, dict):
+            raise ModelError(f"model config must be a table of settings, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
             raise ModelError(
                 f"model config has unknown keys {unknown}; the checkpoint was written by a "
                 "newer samuel-live, upgrade the package"
             )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+MAX_PARAMS = 1_000_000_000
+"""Most parameters a model config may ask for; checked before anything is allocated."""
+MAX_LEVELS = 8
+MAX_WIDTH = 4096
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "latent_channels": (1, 1024),
+    "cond_channels": (1, 1024),
+    "blocks_per_level": (1, 8),
+    "heads": (1, 64),
+    "head_dim": (1, 512),
+    "local_window": (1, 4096),
+    "time_dim": (2, 4096),
+    "time_mlp_mult": (1, 16),
+    "groups": (1, 1024),
+    "num_train_steps": (1, 100_000),
+    "cond_dim": (1, 4096),
+    "qkv_kernel": (1, 31),
+    "mid_post_blocks": (0, 8),
+}
+_FLOAT_RANGES: dict[str, tuple[float, float]] = {"rope_base": (1.0, 1e9), "schedule_s": (0.0, 1.0)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(cfg: UNetConfig) -> None:
+    """Every field's type and range, before any derived check or allocation."""
+    for name, (lo, hi) in _INT_RANGES.items():
+        value = getattr(cfg, name)
+        if not _is_int(value) or not lo <= value <= hi:
+            raise ModelError(
+                f"model config {name}={value!r:.40} must be a whole number in {lo}..{hi}"
+            )
+    for name, (lo, hi) in _FLOAT_RANGES.items():
+        value = getattr(cfg, name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not lo <= value <= hi:
+            raise ModelError(
+                f"model config {name}={value!r:.40} must be a number in {lo:g}..{hi:g}"
+            )
+    for name, even in (("time_dim", True), ("qkv_kernel", False)):
+        if (getattr(cfg, name) % 2 == 0) != even:
+            raise ModelError(f"model config {name} must be {'even' if even else 'odd'}")
+    widths = cfg.widths
+    if not isinstance(widths, tuple) or not 2 <= len(widths) <= MAX_LEVELS:
+        raise ModelError(
+            f"model config widths must list 2..{MAX_LEVELS} levels, got {widths!r:.60}"
+        )
+    for i, width in enumerate(widths):
+        if not _is_int(width) or not 1 <= width <= MAX_WIDTH:
+            raise ModelError(
+                f"model config widths[{i}]={width!r:.40} must be a whole number in 1..{MAX_WIDTH}"
+            )
+    for name in ("attn_levels", "cross_attn_levels"):
+        value = getattr(cfg, name)
+        ok = isinstance(value, tuple) and all(_is_int(lv) for lv in value)
+        if not ok or len(value) > len(widths) or len(set(value)) != len(value):
+            raise ModelError(
+                f"model config {name}={value!r:.60} must list distinct level numbers "
+                f"0..{len(widths) - 1}"
+            )
+
+
+def _param_count(cfg: UNetConfig) -> int:
+    """Exact parameter count of ``SamuelUNet(cfg)``, mirroring its constructors."""
+
+    def conv(c_in: int, c_out: int, k: int) -> int:  # Conv1d, ConvTranspose1d and Linear (k=1)
+        return c_in * c_out * k + c_out
+
+    def res(c_in: int, c_out: int) -> int:
+        skip = conv(c_in, c_out, 1) if c_in != c_out else 0
+        film = conv(cfg.time_dim, 2 * c_out, 1)
+        return 2 * c_in + conv(c_in, c_out, 3) + 2 * c_out + film + conv(c_out, c_out, 3) + skip
+
+    def stage(level: int, c_in: int, post: int) -> int:
+        w, inner = cfg.widths[level], cfg.inner(level)
+        n = res(c_in, w) + (cfg.blocks_per_level - 1 + post) * res(w, w)
+        if level in cfg.attn_levels:
+            n += 2 * w + conv(w, 3 * inner, cfg.qkv_kernel) + conv(inner, w, 1)
+        if level in cfg.cross_attn_levels:
+            n += 2 * w + conv(w, inner, 1) + conv(cfg.cond_dim, 2 * inner, 1) + conv(inner, w, 1)
+        return n
+
+    w, d, top = cfg.widths, cfg.cond_dim, len(cfg.widths) - 1
+    hidden = cfg.time_dim * cfg.time_mlp_mult
+    n = cfg.cond_channels + conv(cfg.time_dim, hidden, 1) + conv(hidden, cfg.time_dim, 1)
+    n += conv(cfg.cond_channels, d, 3) + conv(d, d, 3) + top * conv(d, d, 4)
+    n += conv(cfg.latent_channels, w[0], 3) + conv(d, w[0], 1)
+    for lv in range(top):
+        n += stage(lv, w[lv], 0) + conv(w[lv], w[lv + 1], 4)
+        n += conv(w[lv + 1], w[lv], 4) + stage(lv, 2 * w[lv], 0)
+    n += stage(top, w[top], cfg.mid_post_blocks)
+    return n + 2 * w[0] + conv(w[0], cfg.latent_channels, 3)
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
