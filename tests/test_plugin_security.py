@@ -154,3 +154,16 @@ def test_plugin_path_text_is_bounded(tmp_path: Path) -> None:
     for ask in ("", "x" * 5000 + ".vst3", "a\x00b.vst3"):
         with pytest.raises(SamuelError):
             check_post(custom(vst3(ask), tmp_path))
+
+
+def test_a_bundle_whose_library_links_out_is_refused(tmp_path: Path) -> None:
+    allowed, mark = tmp_path / "plugins", tmp_path / "mark"
+    library = _build_library(tmp_path / "elsewhere" / "evil.so", mark)
+    inner = allowed / "fx.vst3" / "Contents" / f"{platform.machine()}-linux"
+    inner.mkdir(parents=True)
+    os.symlink(library, inner / "fx.so")
+    with pytest.raises(PluginError, match="plugin_dirs"):
+        check_post(custom(vst3("fx.vst3"), allowed))
+    with pytest.raises(PluginError, match="plugin_dirs"):
+        PostChain([vst3("fx.vst3")], plugin_dirs=(allowed.resolve(),))
+    assert not mark.exists(), "a library linked from inside a bundle was loaded"

@@ -23,6 +23,8 @@ from samuel_live.errors import PluginError
 PLUGIN_SUFFIX = ".vst3"
 MAX_PATH_BYTES = 1024
 """Longest plugin path a chain may name, in UTF-8 bytes."""
+MAX_BUNDLE_ENTRIES = 20_000
+"""Most files and folders a .vst3 bundle may hold (each symlink in it is checked)."""
 
 
 def system_vst3_dirs() -> tuple[Path, ...]:
@@ -68,7 +70,8 @@ def resolve_plugin(text: str, roots: Iterable[Path]) -> Path:
     """The resolved ``.vst3`` plugin ``text`` names inside one of ``roots``, or PluginError.
 
     A relative name is looked up in each root in turn. The containment check runs before any
-    existence check, and both failures give the same message. Nothing is opened.
+    existence check, and both failures give the same message; a bundle whose symlinks lead
+    out of the plugin folders is refused alike. No library is opened.
     """
     roots = tuple(roots)
     if not text or "\x00" in text or len(text.encode("utf-8", "replace")) > MAX_PATH_BYTES:
@@ -80,8 +83,27 @@ def resolve_plugin(text: str, roots: Iterable[Path]) -> Path:
         if not any(resolved.is_relative_to(root) for root in roots):
             continue
         if resolved.suffix.lower() == PLUGIN_SUFFIX and resolved.exists():
+            if resolved.is_dir() and not _bundle_stays_inside(resolved, roots):
+                break
             return resolved
     raise _refused(text, roots)
+
+
+def _bundle_stays_inside(bundle: Path, roots: tuple[Path, ...]) -> bool:
+    """True if no symlink inside the bundle leads out of the plugin folders (and it is small
+    enough to check): the loader follows links to the library it runs."""
+    seen = 0
+    for folder, dirs, files in os.walk(bundle, followlinks=False):
+        seen += len(dirs) + len(files)
+        if seen > MAX_BUNDLE_ENTRIES:
+            return False
+        for name in (*dirs, *files):
+            entry = Path(folder, name)
+            if entry.is_symlink():
+                target = entry.resolve()
+                if not any(target.is_relative_to(root) for root in roots):
+                    return False
+    return True
 
 
 def load_vst3(effect: Mapping[str, Any], roots: Iterable[Path]) -> pedalboard.Plugin:
