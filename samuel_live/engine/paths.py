@@ -23,10 +23,15 @@ MAX_COMPONENT_BYTES = 255
 """A file or folder name's limit on common file systems (ext4, APFS, NTFS), in UTF-8 bytes."""
 SIDECAR_SUFFIX = ".json"
 """Appended to a result's file name for its JSON sidecar."""
-# The atomic writer's temp file: ".<name>.samuel-<pid>-<8 random>.tmp"; a pid has <= 10 digits.
-_TEMP_EXTRA = len(".") + len(".samuel-") + 10 + len("-") + 8 + len(".tmp")
-MAX_FILE_NAME_BYTES = MAX_COMPONENT_BYTES - _TEMP_EXTRA - len(SIDECAR_SUFFIX)
-"""Longest result file name (suffix included) whose sidecar's temp file still fits."""
+# Names the writers derive from a result's name (a pid has at most 10 digits):
+# the atomic writer's temp file ".<name>.samuel-<pid>-<8 random>.tmp" (samuel_live.atomic), and
+# the staged result ".<name>.<pid>-<6 hex>.staged<.wav|.flac>" (samuel_live.render.take), which
+# itself is written through a temp file.
+_PID_DIGITS = 10
+_TEMP_EXTRA = len(".") + len(".samuel-") + _PID_DIGITS + len("-") + 8 + len(".tmp")
+_STAGED_EXTRA = len("..") + _PID_DIGITS + len("-") + 6 + len(".staged") + len(".flac")
+MAX_FILE_NAME_BYTES = MAX_COMPONENT_BYTES - _TEMP_EXTRA - max(_STAGED_EXTRA, len(SIDECAR_SUFFIX))
+"""Longest result file name (suffix included) whose staged, sidecar and temp files still fit."""
 MAX_NAME_BYTES = 1024
 """Longest output name as a whole (sub-folders included), in UTF-8 bytes."""
 
