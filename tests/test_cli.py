@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import errno
+import os
 import re
 import subprocess
 import sys
@@ -116,10 +117,15 @@ def test_a_failing_command_prints_one_line_and_its_kind(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("samuel-live: error: No such file or directory")
 
 
-def test_a_closed_pipe_ends_quietly():
-    """`samuel-live schema --markdown | head -1`: the reader leaves before we write."""
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_closed_pipe_ends_quietly(unbuffered):
+    """`samuel-live schema --markdown | head -1`: the reader leaves before we write. Buffered,
+    the write fails only when flushed; unbuffered, while printing."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
     proc = subprocess.Popen([sys.executable, "-m", "samuel_live.cli", "schema", "--markdown"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err.decode()) == (0, "")

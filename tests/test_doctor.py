@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 
+from samuel_live.audio.devices import NO_AUDIO_HINT
 from samuel_live.config import load_config
-from samuel_live.doctor import check_ports, check_render_folder, report, run_checks
+from samuel_live.doctor import audio_checks, check_ports, check_render_folder, report, run_checks
 
 
 def test_busy_port_is_a_failure_with_a_fix(tmp_path, capsys):
@@ -21,6 +22,7 @@ def test_busy_port_is_a_failure_with_a_fix(tmp_path, capsys):
     assert [c.level for c in checks] == ["fail"]
     assert report(checks) == 1
     assert "fix:" in capsys.readouterr().out
+    assert "--set server.udp_port=N" in checks[0].fix and "--udp-port N" in checks[0].fix
 
 
 def test_unwritable_render_folder(tmp_path):
@@ -37,3 +39,22 @@ def test_missing_model_blocks(tmp_path):
     checks = run_checks(cfg)
     assert any(c.name == "model" and c.level == "fail" for c in checks)
     assert report(checks) == 1
+
+
+def _device(name: str, inputs: int, outputs: int) -> dict:
+    return {"index": 0, "name": name, "hostapi": "ALSA", "max_input_channels": inputs,
+            "max_output_channels": outputs, "default_samplerate": 48000.0}
+
+
+def test_no_input_device_says_how_to_get_audio(capsys):
+    checks = audio_checks(["ALSA"], [_device("HDMI 0", 0, 2)])
+    assert [(c.name, c.level) for c in checks] == [("audio host APIs", "ok"),
+                                                   ("audio input", "warn")]
+    assert checks[1].fix == NO_AUDIO_HINT
+    report(checks)
+    assert f"fix: {NO_AUDIO_HINT}" in capsys.readouterr().out
+
+
+def test_an_input_device_is_named():
+    checks = audio_checks(["ALSA"], [_device("HDMI 0", 0, 2), _device("USB Mic", 1, 0)])
+    assert checks[1].level == "ok" and "'USB Mic' (ALSA)" in checks[1].detail
