@@ -167,3 +167,10 @@ def test_a_bundle_whose_library_links_out_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PluginError, match="plugin_dirs"):
         PostChain([vst3("fx.vst3")], plugin_dirs=(allowed.resolve(),))
     assert not mark.exists(), "a library linked from inside a bundle was loaded"
+
+
+def test_plugin_dirs_must_be_folder_paths(tmp_path: Path) -> None:
+    for dirs in ((1,), str(tmp_path)):
+        section = PostSection(preset="custom", chain=(vst3("x.vst3"),), plugin_dirs=dirs)  # type: ignore[arg-type]
+        with pytest.raises(PluginError, match="list of folder paths"):
+            check_post(section)

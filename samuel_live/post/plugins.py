@@ -40,7 +40,12 @@ def system_vst3_dirs() -> tuple[Path, ...]:
 
 def plugin_roots(section: PostSection) -> tuple[Path, ...]:
     """The resolved folders vst3 effects may load from; empty = no plugins allowed."""
-    dirs: list[str | Path] = [d for d in section.plugin_dirs if str(d).strip()]
+    if isinstance(section.plugin_dirs, str) or not all(
+            isinstance(d, str) for d in section.plugin_dirs):
+        raise PluginError(
+            f"post.plugin_dirs must be a list of folder paths, got {section.plugin_dirs!r:.80}"
+        )
+    dirs: list[str | Path] = [d for d in section.plugin_dirs if d.strip()]
     if section.system_vst3:
         dirs += system_vst3_dirs()
     roots: list[Path] = []
@@ -55,12 +60,12 @@ def _refused(text: str, roots: tuple[Path, ...]) -> PluginError:
     """The one answer for a plugin that is missing, forbidden or not a .vst3 alike."""
     if not roots:
         return PluginError(
-            f"vst3 plugin {text!r} cannot be used: no plugin folders are configured; set "
+            f"vst3 plugin {text[:200]!r} cannot be used: no plugin folders are configured; set "
             "post.plugin_dirs to the folders holding your .vst3 plugins (or post.system_vst3 = "
             "true for the standard VST3 folders)"
         )
     return PluginError(
-        f"vst3 plugin {text!r} is not an installed plugin in the configured plugin folders "
+        f"vst3 plugin {text[:200]!r} is not an installed plugin in the configured plugin folders "
         f"({', '.join(map(str, roots))}); install it there or add its folder to "
         "post.plugin_dirs (post.system_vst3 = true adds the standard VST3 folders)"
     )
@@ -73,7 +78,7 @@ def resolve_plugin(text: str, roots: Iterable[Path]) -> Path:
     existence check, and both failures give the same message; a bundle whose symlinks lead
     out of the plugin folders is refused alike. No library is opened.
     """
-    roots = tuple(roots)
+    roots = tuple(Path(r).expanduser().resolve() for r in roots)
     if not text or "\x00" in text or len(text.encode("utf-8", "replace")) > MAX_PATH_BYTES:
         raise _refused(text[:80], roots)
     raw = Path(text).expanduser()
