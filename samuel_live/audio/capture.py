@@ -20,7 +20,7 @@ from scipy.signal import firwin, resample_poly
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.audio.devices import AudioDeviceError, find_device, sounddevice
 from samuel_live.audio.ringbuffer import RingBuffer
-from samuel_live.errors import AudioInputError
+from samuel_live.errors import AudioInputError, InvalidArgumentError
 
 LEVEL_FLOOR_DBFS = -120.0
 _STAGING_SECONDS = 4.0  # device-rate staging ring: how far the resampler thread may fall behind
@@ -268,7 +268,7 @@ class Capture(_RingSource):
     def __init__(self, config: CaptureConfig | None = None) -> None:
         self.config = config or CaptureConfig()
         if self.config.channels < 1 or self.config.blocksize < 0:
-            raise ValueError(f"bad capture config {self.config}")
+            raise InvalidArgumentError(f"bad capture config {self.config}")
         super().__init__(self.config.seconds, device="", samplerate=0)
         self._stream: Any = None
         self._target = self.ring

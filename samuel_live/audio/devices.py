@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Literal
 
-from samuel_live.errors import AudioDeviceError
+from samuel_live.errors import AudioDeviceError, InvalidArgumentError
 
 Kind = Literal["input", "output"]
 
@@ -59,7 +59,7 @@ def find_device(
     ``kind``, or PortAudio's default when ``hostapi`` is None too. An int is an index.
     """
     if kind not in ("input", "output"):
-        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+        raise InvalidArgumentError(f"kind must be 'input' or 'output', got {kind!r}")
     devices = [d for d in list_devices() if d[f"max_{kind}_channels"] > 0]
     if isinstance(name, int):
         return _by_index(devices, name, kind)

@@ -15,6 +15,7 @@ from scipy.signal import resample_poly
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.audio.devices import AudioDeviceError, find_device, sounddevice
+from samuel_live.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def next_boundary_frame(
     rounded to whole frames from the origin, so the grid does not drift over long sessions.
     """
     if bpm <= 0 or beats_per_bar <= 0:
-        raise ValueError(f"bpm and beats_per_bar must be positive, got {bpm}, {beats_per_bar}")
+        raise InvalidArgumentError(
+            f"bpm and beats_per_bar must be positive, got {bpm}, {beats_per_bar}")
     bar = beats_per_bar * 60.0 * samplerate / bpm
     k = math.ceil((now_frame - bar_origin_frame) / bar)
     frame = bar_origin_frame + round(k * bar)
@@ -89,7 +91,7 @@ class Player:
     def __init__(self, config: PlaybackConfig | None = None) -> None:
         self.config = config or PlaybackConfig()
         if self.config.channels < 1:
-            raise ValueError(f"bad playback config {self.config}")
+            raise InvalidArgumentError(f"bad playback config {self.config}")
         self.device, self.device_rate = "", 0
         self._stream: Any = None
         self._next: _Cue | None = None  # written by play()/stop() only
@@ -192,7 +194,7 @@ class Player:
         if audio.ndim == 1:
             audio = audio[None, :]
         if audio.ndim != 2 or audio.shape[0] > 16:
-            raise ValueError(f"audio must be (channels, frames), got shape {audio.shape}")
+            raise InvalidArgumentError(f"audio must be (channels, frames), got shape {audio.shape}")
         if audio.shape[0] == 1:
             audio = np.repeat(audio, 2, axis=0)
         audio = audio[:2]

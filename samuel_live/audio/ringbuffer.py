@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from samuel_live import WINDOW_SAMPLES
-from samuel_live.errors import AudioInputError
+from samuel_live.errors import AudioInputError, InvalidArgumentError
 
 _MAX_READ_TRIES = 8
 
@@ -28,7 +28,8 @@ class RingBuffer:
 
     def __init__(self, capacity: int = WINDOW_SAMPLES, channels: int = 2) -> None:
         if capacity <= 0 or channels <= 0:
-            raise ValueError(f"capacity and channels must be positive, got {capacity}, {channels}")
+            raise InvalidArgumentError(
+                f"capacity and channels must be positive, got {capacity}, {channels}")
         self.capacity = int(capacity)
         self.channels = int(channels)
         self._data = np.zeros((self.channels, self.capacity), dtype=np.float32)
@@ -91,7 +92,8 @@ class RingBuffer:
         """
         if last_frames is not None:
             if start_frame is not None or end_frame is not None:
-                raise ValueError("pass either last_frames or start_frame/end_frame, not both")
+                raise InvalidArgumentError(
+                    "pass either last_frames or start_frame/end_frame, not both")
             return self._snapshot_last(int(last_frames))
         if start_frame is None and end_frame is None:
             for _ in range(_MAX_READ_TRIES):
@@ -110,7 +112,7 @@ class RingBuffer:
 
     def _snapshot_last(self, n: int) -> np.ndarray:
         if n < 0:
-            raise ValueError(f"last_frames must be >= 0, got {n}")
+            raise InvalidArgumentError(f"last_frames must be >= 0, got {n}")
         out = np.zeros((self.channels, n), dtype=np.float32)
         for _ in range(_MAX_READ_TRIES):
             end = self._written
@@ -122,7 +124,7 @@ class RingBuffer:
 
     def _check_region(self, start: int, end: int) -> None:
         if end < start:
-            raise ValueError(f"region end {end} is before its start {start}")
+            raise InvalidArgumentError(f"region end {end} is before its start {start}")
         if end > self._written:
             raise AudioInputError(
                 f"region [{start}, {end}) reaches past the newest captured frame "
