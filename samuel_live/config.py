@@ -60,16 +60,17 @@ class RenderSection:
     format: str = "wav"  # wav | flac
     bit_depth: int = 24  # 16 | 24 | 32 (float WAV)
     allowed_input_dirs: tuple[str, ...] = ()  # folders file sources may be read from
+    sample_rate: int | None = None  # results' rate; None = the model's own (44.1 kHz)
 
 
 @dataclass(frozen=True)
 class GenerateSection:
-    """Defaults for requests that do not say otherwise."""
+    """Sampling for requests that do not say otherwise; None = the model's own default (its
+    checkpoint's recommendation, else the built-in one in ``GenerateSettings``)."""
 
-    sampler: str = "dpmpp_2m"
-    steps: int = 25
-    cfg: float = 3.0
-    overlap: float = 0.25  # long takes: overlap of consecutive windows, as a fraction
+    sampler: str | None = None
+    steps: int | None = None
+    cfg: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ and trims so the result is exactly as long as the take and sample-aligned with i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,9 @@ from samuel_live.codec.base import Codec
 from samuel_live.device import pick_device
 from samuel_live.diffusion.guidance import guided_model_fn
 from samuel_live.diffusion.samplers import Inpaint, sample
-from samuel_live.diffusion.schedule import Schedule
 from samuel_live.errors import AudioInputError, ModelError
 from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, file_hash, load_checkpoint
+from samuel_live.model.schedule import model_schedule
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 from samuel_live.settings import GenerateSettings
 
@@ -80,11 +80,14 @@ class Accompanist:
         stats: LatentStats,
         device: torch.device,
         meta: dict[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
     ) -> None:
+        """``schedule``: the checkpoint's stored schedule entry, checked against the model."""
+        self.meta = meta or {}
+        where = f"model {self.meta.get('path') or self.meta.get('name', '')}".strip()
+        self.schedule = model_schedule(model, schedule, where)
         self.model = model.to(device).eval().requires_grad_(False)
         self.codec, self.stats, self.device = codec, stats, device
-        self.schedule = Schedule()
-        self.meta = meta or {}
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -113,7 +116,7 @@ class Accompanist:
             )
         info = {"name": Path(path).stem, "path": str(path), "hash": file_hash(path),
                 **_meta_summary(meta)}
-        return cls(net, codec, meta.stats, dev, info)
+        return cls(net, codec, meta.stats, dev, info, schedule=meta.schedule)
 
     @classmethod
     def random(
@@ -211,15 +214,22 @@ class Accompanist:
         return self._decode_loop(z, loop_samples, int(fold_ms * SAMPLE_RATE / 1000))
 
     def _decode_loop(self, z: torch.Tensor, loop_samples: int, fold: int) -> np.ndarray:
+        """Decode a periodic latent of ``period`` frames as exactly ``loop_samples`` samples.
+
+        The loop is rarely a whole number of frames long, so the latent (the envelopes) is
+        resampled in time to the loop's length; the decoder's oscillators keep their exact
+        frequencies (stretching the audio instead would shift the pitch). The decode runs
+        past the end and that continuation is crossfaded into the start.
+        """
         period, hop = z.shape[-1], self.codec.hop
         extra = int(math.ceil(fold / hop)) + 2
-        latent = self.stats.denorm_accomp(_circular(z, period + extra))
-        y = self.codec.decode(latent)
-        # the latent period is period*hop samples; stretch it to the loop's exact length
-        ratio = loop_samples / (period * hop)
-        n_out = int(math.floor(y.shape[1] * ratio))
-        src = np.arange(n_out) / ratio
-        y = np.stack([np.interp(src, np.arange(y.shape[1]), ch) for ch in y])
+        frames = int(math.ceil(loop_samples / hop)) + extra
+        pos = np.arange(frames) * (period * hop / loop_samples)  # loop phase, in latent frames
+        zz = _circular(z, period + 1).numpy()
+        lo = np.floor(pos).astype(np.int64) % period
+        frac = torch.from_numpy((pos - np.floor(pos)).astype(np.float32))
+        warped = torch.from_numpy(zz[:, lo]) * (1 - frac) + torch.from_numpy(zz[:, lo + 1]) * frac
+        y = self.codec.decode(self.stats.denorm_accomp(warped))
         out = y[:, :loop_samples].copy()
         fold = min(fold, y.shape[1] - loop_samples, loop_samples // 2)
         ramp = np.linspace(0.0, 1.0, fold, endpoint=False)

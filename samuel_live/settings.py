@@ -30,3 +30,5 @@ class GenerateSettings:
             raise SamuelError(f"steps must be between 1 and 800, got {self.steps}")
         if not 0.0 <= self.cfg <= 20.0:
             raise SamuelError(f"cfg must be between 0 and 20, got {self.cfg}")
+        if not 0 <= self.seed < 2**32:
+            raise SamuelError(f"seed must be between 0 and 2^32 - 1, got {self.seed}")

@@ -18,7 +18,8 @@ from samuel_live import SAMPLE_RATE
 from samuel_live.audio.capture import MemorySource, register_memory_source
 from samuel_live.audio.io import read_audio, write_audio_atomic
 from samuel_live.config import Config, load_config
-from samuel_live.engine.engine import Engine, EngineEvent, _describe_failure
+from samuel_live.engine.engine import Engine, EngineEvent
+from samuel_live.engine.failures import describe_failure as _describe_failure
 from samuel_live.engine.jobs import JobStatus
 from samuel_live.engine.paths import input_path, output_path
 from samuel_live.errors import SamuelError
@@ -107,7 +108,7 @@ def test_job_writes_audio_and_sidecar(engine: tuple[Engine, Recorder]) -> None:
     assert side["model"]["hash"] == "random-0"
     assert side["source"] == f"capture[0:{sine().shape[1]}]"
     timings = side["timings"]
-    assert timings["captured_at"] <= timings["submitted_at"]
+    assert side["capture"]["captured_at"] <= timings["submitted_at"]
     assert 0 < timings["model_s"] <= timings["total_s"]
     assert timings["queued_s"] >= 0 and timings["post_s"] >= 0
     assert not list(eng.folder.rglob("*.tmp"))
@@ -126,7 +127,7 @@ def test_random_seed_is_recorded(engine: tuple[Engine, Recorder]) -> None:
     job = eng.wait(eng.submit("capture", "a", steps=1).id, timeout=60)
     assert job.request.settings.seed >= 0
     side = json.loads(job.result.sidecar.read_text())  # type: ignore[union-attr]
-    assert side["seed"] == job.request.settings.seed
+    assert side["settings"]["seed"] == job.request.settings.seed
 
 
 def test_cancel_running_job(engine: tuple[Engine, Recorder]) -> None:
@@ -232,6 +233,7 @@ def test_load_model_failure_is_an_event(engine: tuple[Engine, Recorder], tmp_pat
     eng, rec = engine
     junk = eng.folder / "junk.safetensors"
     junk.write_bytes(b"\x00" * 64)
+    junk.with_suffix(".json").write_text("{}")
     eng.load_model(str(junk))
     assert "not loaded" in rec.wait("model_failed").message
     assert eng.model_info()["name"] == "random-0"

@@ -213,9 +213,10 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     assert min(queued_s, model_s, post_s) >= 0 and total_s >= model_s
     # the latency report: dated from the newest frame captured when the request arrived
     assert float(captured_at) <= time.time() and capture_latency_s >= total_s
-    timings = json.loads(Path(done.args[1] + ".json").read_text())["timings"]
-    assert timings["captured_at"] == pytest.approx(float(captured_at), abs=1e-6)
-    assert timings["captured_monotonic"] <= time.monotonic()
+    side = json.loads(Path(done.args[1] + ".json").read_text())
+    timings, capture = side["timings"], side["capture"]
+    assert capture["captured_at"] == pytest.approx(float(captured_at), abs=1e-6)
+    assert capture["captured_monotonic"] <= time.monotonic()
     for key, value in zip(("queued_s", "model_s", "post_s", "total_s", "capture_latency_s"),
                           done.args[3:7] + done.args[8:], strict=True):
         assert timings[key] == pytest.approx(value, abs=1e-3), key
@@ -487,7 +488,7 @@ def test_liblo_oscsend_and_oscdump(served: tuple[Engine, OscServer]) -> None:
     assert "/samuel/generate/ack iif 1 0" in "\n".join(out.lines)
     path = done.split('"')[1]
     assert path.endswith("liblo-take.wav") and Path(path).is_file()
-    assert json.loads(Path(path + ".json").read_text())["seed"] == 5
+    assert json.loads(Path(path + ".json").read_text())["settings"]["seed"] == 5
 
 
 def test_pure_data_patch_generates(served: tuple[Engine, OscServer]) -> None:

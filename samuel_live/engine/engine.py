@@ -1,12 +1,12 @@
-"""The live engine: capture, model, post chain, a job queue and one worker thread.
+"""The live engine: capture, model, a job queue and one worker thread, behind quick methods.
 
 Network and audio threads only call the quick methods here (``submit``, ``cancel``, transport,
-capture controls); every generation runs on the single worker thread, so the model is never
-used by two threads at once. What happens is announced to subscribers as ``EngineEvent``s; the
-engine knows nothing about who listens (the OSC layer is one subscriber).
+capture controls); every generation runs on the worker thread (``engine.worker``) through the
+one render path. What happens is announced on ``engine.events``; the engine knows nothing about
+who listens. Its API speaks Python: ``None`` means "the default", never a wire convention.
 
 A capture request is acknowledged before its audio is copied: ``submit`` fixes the ring region
-(the frames sung up to the request), announces "queued", and hands the ~17 MB copy to a
+(the frames sung up to the request), announces "queued", and hands the ~17 MB copy to the
 snapshot thread. The ring keeps ``CAPTURE_HEADROOM_S`` more than a take, so the region is still
 intact when the copy runs a few milliseconds later.
 """
@@ -15,58 +15,33 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
+from samuel_live import SAMPLE_RATE
 from samuel_live.config import Config, PostSection, render_folder
-from samuel_live.engine.jobs import (
-    GenerateRequest,
-    Job,
-    JobQueue,
-    JobResult,
-    JobStatus,
-    LoopSpec,
-    Source,
-    StepClock,
-    running_eta,
-)
+from samuel_live.engine.controls import LiveControls
+from samuel_live.engine.events import EngineEvent, EventBus, EventSink
+from samuel_live.engine.jobs import GenerateRequest, Job, JobStatus, Source
+from samuel_live.engine.models import ModelSlot
 from samuel_live.engine.paths import input_path, model_path, output_path
-from samuel_live.engine.transport import Playback, PlayStart, Transport
-from samuel_live.errors import AudioInputError, JobCancelled, ModelError, SamuelError
-from samuel_live.settings import GenerateSettings
+from samuel_live.engine.transport import Playback, Transport
+from samuel_live.engine.worker import Worker, set_torch_threads
+from samuel_live.errors import AudioInputError, ModelError, SamuelError
+from samuel_live.render.settings import SettingsRequest, resolve_settings
+from samuel_live.render.take import LoopSpec, check_sample_rate
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Engine", "EngineEvent", "EngineStatus"]
+
 MAX_QUEUED = 32  # each queued capture job holds its vocal (up to ~17 MB)
-WARMUP_SECONDS = 1.0
 CAPTURE_HEADROOM_S = 12.45  # a 47.55 s take in a 60 s ring: the copy may start late
 SNAPSHOT_SLACK_S = 1.0  # a ring without headroom gives takes this much shorter instead
-BACKGROUND_NICE = 10  # worker and snapshot threads yield the CPU to network and audio threads
-EventSink = Callable[["EngineEvent"], None]
-
-
-@dataclass(frozen=True)
-class EngineEvent:
-    """Something subscribers may want to know.
-
-    kinds: queued, started, progress, done, failed, cancelled (with ``job``); playing (``job``
-    and ``data`` = frame, in_s) and play_failed (``job``, ``message``) for autoplay;
-    model_loaded, model_failed (with ``data`` = model info or ``message``).
-    """
-
-    kind: str
-    job: Job | None = None
-    message: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+KEEP_FINISHED = 256  # finished jobs remembered for status, play and wait
 
 
 @dataclass(frozen=True)
@@ -78,84 +53,58 @@ class EngineStatus:
     transport: Transport
 
 
-class Engine:
-    """Owns capture, the Accompanist, the post chain, the job queue and the worker thread."""
+class Engine(LiveControls):
+    """Owns capture, the model slot, the post chain setting, the jobs and the worker."""
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        accompanist: Any = None,
-        capture: Any = None,
-        player: Any = None,
-        warm_up: bool = True,
-        threads: int | None = None,
-    ) -> None:
+    def __init__(self, config: Config, *, accompanist: Any = None, capture: Any = None,
+                 player: Any = None, warm_up: bool = True, threads: int | None = None) -> None:
         """``threads``: torch threads for generation; None = one less than the CPU cores, so
         the network, snapshot and audio threads keep a core."""
         self.config = config
         self.folder = render_folder(config)
-        self._model = accompanist
-        self._pending_model: Any = None
-        self._model_error: str | None = None
-        self._loading = 0
         self.capture = capture
-        self._playback = Playback(config.capture, player)
-        self._warm = warm_up
         self.threads = threads if threads else default_threads()
-        self._post = config.post
-        self._chain = _build_post(config.post)
-        self._queue = JobQueue()
+        self.events = EventBus()
+        m = config.model
+        self.models = ModelSlot(self.events, m.device, m.codec_path or None, warm_up, accompanist)
+        self._playback = Playback(config.capture, player)
+        self._post = config.post  # a frozen value; replaced whole, never changed in place
         self._jobs: dict[int, Job] = {}
-        self._snapshots: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._next_id = 1
-        self._running: Job | None = None
         self._lock = threading.RLock()
-        self._subscribers: list[EventSink] = []
-        self._clock = StepClock()
         self.transport = Transport()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._snapshotter: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._rate = check_sample_rate(config.render.sample_rate or SAMPLE_RATE)
+        self.worker = Worker(self.events, self.models, self.threads, config.render.bit_depth,
+                             self._need_capture, self._playback.keep, self._autoplay)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Engine:
         """Load and warm the model (if none was given), open capture, start the worker."""
-        if self._worker is not None:
+        if self.worker.started:
             return self
-        _set_torch_threads(self.threads)
-        if self._model is None:
-            self._load_initial_model()
-        elif self._warm:
-            _warm_up(self._model)
+        set_torch_threads(self.threads)
+        if self.models.current is None:
+            self.models.load_now(self.config.model.path or None)
+        else:
+            self.models.warm()
         if self.capture is None:
             self.capture = self._open_capture()
         elif hasattr(self.capture, "start"):
             self.capture.start()
-        self._stop.clear()
-        self._snapshotter = threading.Thread(target=self._snapshot_loop, daemon=True,
-                                             name="samuel-snapshot")
-        self._snapshotter.start()
-        self._worker = threading.Thread(target=self._work, name="samuel-engine", daemon=True)
-        self._worker.start()
+        self._stopping.clear()
+        self.worker.start()
         return self
 
     def close(self) -> None:
-        """Stop the worker (a running job is cancelled), capture and playback."""
-        self._stop.set()
+        """Stop the worker (a running job is cancelled), capture and playback; every queued
+        job is answered (cancelled) before this returns."""
+        self._stopping.set()
+        self.worker.stop()
         with self._lock:
-            if self._running is not None:
-                self._running.cancel_event.set()
-        self._queue.close()
-        self._snapshots.put(None)
-        for thread in (self._snapshotter, self._worker):
-            if thread is not None:
-                thread.join(timeout=30)
-        self._snapshotter = self._worker = None
-        with self._lock:
-            stranded = [j for j in self._jobs.values() if j.status is JobStatus.QUEUED]
+            stranded = [j for j in self._jobs.values() if not j.status.finished]
         for job in stranded:  # every request gets an answer, even at shutdown
-            self._finish(job, JobStatus.CANCELLED, "engine shut down")
+            self.worker.finish(job, JobStatus.CANCELLED, "engine shut down")
         if self.capture is not None and hasattr(self.capture, "close"):
             self.capture.close()
         self._playback.close()
@@ -165,16 +114,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _load_initial_model(self) -> None:
-        m = self.config.model
-        try:
-            self._model = _load_accompanist(m.path or None, m.device, m.codec_path or None)
-            if self._warm:
-                _warm_up(self._model)
-        except SamuelError as exc:
-            self._model_error = str(exc)
-            log.error("model not loaded: %s", exc)
 
     def _open_capture(self) -> Any:
         from samuel_live.audio.capture import CaptureConfig, open_capture
@@ -196,24 +135,10 @@ class Engine:
 
     # --- events ------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> None:
-        with self._lock:
-            self._subscribers.append(sink)
+        self.events.subscribe(sink)
 
     def unsubscribe(self, sink: EventSink) -> None:
-        with self._lock:
-            if sink in self._subscribers:
-                self._subscribers.remove(sink)
-
-    def _emit(self, kind: str, job: Job | None = None, message: str = "",
-              data: dict[str, Any] | None = None) -> None:
-        event = EngineEvent(kind, job, message, data or {})
-        with self._lock:
-            sinks = list(self._subscribers)
-        for sink in sinks:
-            try:
-                sink(event)
-            except Exception:  # a broken listener must not stop the engine
-                log.exception("event subscriber failed on %s", kind)
+        self.events.unsubscribe(sink)
 
     # --- jobs --------------------------------------------------------------------------------
     def submit(
@@ -221,11 +146,11 @@ class Engine:
         source: str = "capture",
         output: str | None = None,
         *,
-        seed: int = -1,
-        steps: int = 0,
-        cfg: float = -1.0,
-        sampler: str = "-",
-        post: str = "-",
+        seed: int | None = None,
+        steps: int | None = None,
+        cfg: float | None = None,
+        sampler: str | None = None,
+        post: str | None = None,
         priority: int = 5,
         origin: Any = None,
         loop_bars: int = 0,
@@ -233,49 +158,55 @@ class Engine:
     ) -> Job:
         """Validate a request and queue it; raises SamuelError at once if it cannot run.
 
-        ``seed`` -1 picks a random seed, ``steps`` 0 / ``cfg`` < 0 / ``sampler`` "-" use the
-        configured defaults, ``output`` None or "-" an automatic name. ``loop_bars`` > 0 makes
-        a seamless loop that many bars long; ``autoplay`` plays the result from the next bar
-        line once it is done (looped, for a loop).
+        ``None`` means the default: a random seed, the configured or the model's sampling,
+        the engine's current post chain, an automatic output name. ``post`` "none" means no
+        post chain, another value a preset. ``loop_bars`` > 0 makes a seamless loop that many
+        bars long; ``autoplay`` plays the result from the next bar line once it is done.
         """
-        if self._stop.is_set():
+        if self._stopping.is_set():
             raise SamuelError("the engine is shutting down")
-        if len(self._queue) + self._snapshots.qsize() >= MAX_QUEUED:
+        if self.worker.backlog() >= MAX_QUEUED:
             raise SamuelError(f"{MAX_QUEUED} jobs are queued already; wait or cancel some")
+        settings = resolve_settings(
+            SettingsRequest(sampler=sampler, steps=steps, cfg=cfg, seed=seed),
+            config=self.config.generate, checkpoint=self._model_defaults())
+        chain = self._post_for(post)
+        with self._lock:
+            transport = self.transport
+        loop = _loop_spec(loop_bars, transport)
         with self._lock:
             job_id, self._next_id = self._next_id, self._next_id + 1
-            transport = self.transport
-        settings = self._settings(seed, steps, cfg, sampler)
-        chain = self._chain_for(post)
-        loop = _loop_spec(loop_bars, transport)
         out_path = self._output(output, job_id)
         where = self._source(source)
-        request = GenerateRequest(source=where, output=out_path, settings=settings, post=post,
-                                  loop=loop, autoplay=bool(autoplay))
-        job = Job(id=job_id, request=request, priority=priority, origin=origin, chain=chain,
-                  total=settings.steps * (2 if loop else 1),
-                  musical_time=None if loop else transport.musical_time(),
-                  beat_unit=transport.unit if transport.meter_set else 4)
+        request = GenerateRequest(source=where, output=out_path, settings=settings, post=chain,
+                                  loop=loop, musical_time=transport.musical_time(),
+                                  sample_rate=self._rate, autoplay=bool(autoplay))
+        job = Job(id=job_id, request=request, priority=priority, origin=origin,
+                  total=settings.steps * (2 if loop else 1))
         with self._lock:
             self._jobs[job_id] = job
             self._forget_old_jobs()
-        job.position = self._queue.ahead_of(priority)
-        job.eta_s = self._eta_for(job)
-        self._emit("queued", job)  # the ack: before the copy, and before "started"
-        if where.kind == "file":
-            self._queue.put(job)
-        else:
-            self._snapshots.put(job)
+        job.position = self.worker.queue.ahead_of(priority)
+        job.eta_s = self.worker.eta(job)
+        self.events.emit("queued", job)  # the ack: before the copy, and before "started"
+        self.worker.put(job)
         return job
 
-    def _settings(self, seed: int, steps: int, cfg: float, sampler: str) -> GenerateSettings:
-        g = self.config.generate
-        return GenerateSettings(
-            sampler=g.sampler if sampler in ("-", "", "default") else sampler,
-            steps=int(steps) if steps > 0 else g.steps,
-            cfg=float(cfg) if cfg >= 0 else g.cfg,
-            seed=int(seed) if seed >= 0 else secrets.randbelow(2**31),
-        )
+    def _model_defaults(self) -> dict[str, Any] | None:
+        model = self.models.current
+        return model.info().get("sampler_defaults") if model is not None else None
+
+    def _post_for(self, post: str | None) -> PostSection | None:
+        """The chain a request asks for, checked now (nothing is loaded on this thread)."""
+        from samuel_live.post.spec import check_post
+
+        if post is None:
+            return self._post
+        if post == "none":
+            return None
+        section = replace(self._post, preset=post)
+        check_post(section)
+        return section
 
     def _source(self, text: str) -> Source:
         """The checked source. For the capture, the ring region is fixed now (what was sung
@@ -301,8 +232,7 @@ class Engine:
             start, end = max(lo, now - self._take_frames(capture)), now
         if end <= start:
             raise AudioInputError(
-                "nothing captured yet; send /samuel/capture/arm (or `capture arm`) and sing first"
-            )
+                "nothing captured yet; send /samuel/capture/arm and sing first")
         return Source(text, None, start, end, _wall_time_of(stamp.monotonic),
                       stamp.monotonic or None, stamp.adc_time or None)
 
@@ -313,53 +243,15 @@ class Engine:
         room = capture.ring.capacity - round(SNAPSHOT_SLACK_S * SAMPLE_RATE)
         return max(1, min(want, room))
 
-    def _snapshot_loop(self) -> None:
-        _lower_priority()
-        while (job := self._snapshots.get()) is not None:
-            self._take_snapshot(job)
-
-    def _take_snapshot(self, job: Job) -> None:
-        """Copy a capture job's region out of the ring and queue the job for the worker."""
-        src = job.request.source
-        if not job.cancel_requested:
-            try:
-                job.vocal = self._need_capture().snapshot(start_frame=src.start_frame,
-                                                          end_frame=src.end_frame)
-            except SamuelError as exc:
-                self._finish(job, JobStatus.FAILED, f"capture copy failed: {exc}")
-                return
-        self._queue.put(job)  # a cancelled job is skipped and reported by the queue
-
     def _output(self, name: str | None, job_id: int) -> Path:
         suffix = "." + self.config.render.format.lstrip(".")
-        if not name or name in ("-", "auto"):
+        if not name:
             name = time.strftime(f"samuel-%Y%m%d-%H%M%S-{job_id:04d}")
         return output_path(self.folder, name, suffix)
 
-    def _chain_for(self, post: str) -> Any:
-        if post in ("-", "", "default-chain"):
-            return self._chain
-        if post == "none":
-            return None
-        return _build_post(replace(self._post, preset=post))
-
-    def _eta_for(self, job: Job) -> float:
-        ahead = [job, *self._queue.pending()[: job.position]]
-        total = 0.0
-        for j in ahead:
-            audio_s = _audio_seconds(j)
-            est = self._clock.estimate(j.request.settings.steps, audio_s)
-            if est < 0:
-                return -1.0
-            total += est * (2 if j.request.loop else 1)
-        running = self._running
-        if running is not None and running.eta_s > 0:
-            total += running.eta_s
-        return total
-
     def _forget_old_jobs(self) -> None:
         finished = [j for j in self._jobs.values() if j.status.finished]
-        for j in finished[: max(0, len(finished) - 256)]:
+        for j in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del self._jobs[j.id]
 
     def cancel(self, job_id: int) -> bool:
@@ -368,7 +260,7 @@ class Engine:
         if job is None or job.status.finished:
             return False
         job.cancel_event.set()
-        self._queue.wake()
+        self.worker.queue.wake()
         return True
 
     def job(self, job_id: int) -> Job | None:
@@ -387,149 +279,38 @@ class Engine:
         return job
 
     def status(self) -> EngineStatus:
-        if self._loading:
+        model = self.models.current
+        if self.models.loading:
             state = "loading"
-        elif self._model is None:
+        elif model is None:
             state = "no-model"
         else:
-            state = "stopped" if self._worker is None else "ready"
-        running = self._running
-        name = self._model.info().get("name", "") if self._model is not None else ""
-        return EngineStatus(state, len(self._queue), running.id if running else -1, name,
+            state = "ready" if self.worker.started else "stopped"
+        running = self.worker.running
+        name = model.info().get("name", "") if model is not None else ""
+        return EngineStatus(state, len(self.worker.queue), running.id if running else -1, name,
                             replace(self.transport))
 
-    # --- worker ------------------------------------------------------------------------------
-    def _work(self) -> None:
-        _set_torch_threads(self.threads)  # OpenMP keeps the thread count per thread
-        _lower_priority()
-        while not self._stop.is_set():
-            self._swap_model()
-            job, skipped = self._queue.get(timeout=0.1)
-            for s in skipped:
-                self._finish(s, JobStatus.CANCELLED, "cancelled before it started")
-            if job is not None:
-                self._run(job)
-
-    def _run(self, job: Job) -> None:
-        with self._lock:
-            self._running = job
-        job.status, job.started = JobStatus.RUNNING, time.monotonic()
-        self._emit("started", job)
-        try:
-            self._generate(job)
-        except JobCancelled:
-            self._finish(job, JobStatus.CANCELLED, "cancelled")
-        except SamuelError as exc:
-            self._finish(job, JobStatus.FAILED, str(exc))
-        except Exception as exc:  # keep serving whatever one job did
-            self._finish(job, JobStatus.FAILED, _describe_failure(exc))
-        finally:
-            with self._lock:
-                self._running = None
-
-    def _generate(self, job: Job) -> None:
-        model = self._model
-        if model is None:
-            raise ModelError(f"no model loaded ({self._model_error}); load one with model/load")
-        vocal = self._vocal(job)
-        loop = job.request.loop
-        t0 = time.monotonic()
-        if loop is None:
-            audio = model.accompany(vocal, job.request.settings,
-                                    progress=self._progress_hook(job))
-        else:
-            audio, vocal = self._accompany_loop(job, model, loop, vocal)
-        t1 = time.monotonic()
-        chain = job.chain
-        if chain is not None:
-            audio = (chain.process(audio, vocal=vocal) if loop is None
-                     else chain.process_loop(audio, vocal=vocal))
-        t2 = time.monotonic()
-        self._clock.record(t1 - t0, job.total, vocal.shape[-1] / SAMPLE_RATE)
-        self._write(job, model, audio, model_s=t1 - t0, post_s=t2 - t1)
-        if job.request.autoplay:
-            self._autoplay(job)
-
-    def _accompany_loop(self, job: Job, model: Any, loop: LoopSpec,
-                        vocal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A seamless loop of ``loop.bars`` bars on the newest bars of the take; returns it
-        and the part of the take it was made from."""
-        job.musical_time = tempo = loop.resolve(vocal)
-        n = loop.samples(tempo)
-        if n > WINDOW_SAMPLES:
-            raise SamuelError(f"a loop of {loop.bars} bars at {tempo.bpm:g} bpm is "
-                              f"{n / SAMPLE_RATE:.1f} s; loops are limited to "
-                              f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, ask for fewer bars")
-        take = vocal[:, -n:]
-        audio = model.accompany_loop(take, job.request.settings, n,
-                                     progress=self._progress_hook(job))
-        return audio, take
-
-    def _vocal(self, job: Job) -> np.ndarray:
-        vocal = job.vocal
-        job.vocal = None  # free it once taken
-        if vocal is not None:
-            return vocal
-        from samuel_live.audio.io import read_audio
-
-        return read_audio(job.request.source.path)
-
-    def _progress_hook(self, job: Job) -> Callable[[int, int], None]:
-        def progress(step: int, total: int) -> None:
-            if job.cancel_requested or self._stop.is_set():
-                raise JobCancelled(f"job {job.id} cancelled")
-            job.step, job.total = step, total
-            job.eta_s = running_eta(job.started or time.monotonic(), step, total)
-            self._emit("progress", job)
-
-        return progress
-
-    def _write(self, job: Job, model: Any, audio: np.ndarray, model_s: float,
-               post_s: float) -> None:
-        from samuel_live.audio.io import write_audio_atomic, write_json_atomic
-
-        if job.cancel_requested:
-            raise JobCancelled(f"job {job.id} cancelled")
-        path = write_audio_atomic(job.request.output, audio, SAMPLE_RATE,
-                                  self.config.render.bit_depth)
-        now = time.monotonic()
-        captured = job.request.source.captured_monotonic
-        result = JobResult(
-            path=path, sidecar=path.with_suffix(path.suffix + ".json"),
-            duration_s=audio.shape[-1] / SAMPLE_RATE,
-            queued_s=(job.started or now) - job.submitted, model_s=model_s, post_s=post_s,
-            total_s=now - job.submitted,
-            capture_latency_s=now - captured if captured is not None else -1.0,
-        )
-        write_json_atomic(result.sidecar, _sidecar(job, model, result))
-        job.result = result
-        self._playback.keep(job.id, audio)
-        self._finish(job, JobStatus.DONE)
-
     def _autoplay(self, job: Job) -> None:
-        """Play a finished result from the next bar line; a failure is reported, the job
-        stays done."""
+        """Play a finished result from the next bar line; a failure (no output device, say)
+        is reported as ``play_failed``, the job stays done."""
+        from samuel_live.engine.failures import describe_failure
+
         try:
             start = self.play(job.id, loop=job.request.loop is not None, quantise="bar")
         except Exception as exc:  # no output device must not undo a finished job
-            message = str(exc) if isinstance(exc, SamuelError) else _describe_failure(exc)
-            self._emit("play_failed", job, f"autoplay: {message}")
+            message = f"autoplay: {describe_failure(exc)}"
+            log.error("job %d: %s", job.id, message)
+            self.events.emit("play_failed", job, message)
             return
-        self._emit("playing", job, data={"frame": start.frame, "in_s": start.in_s})
-
-    def _finish(self, job: Job, status: JobStatus, message: str = "") -> None:
-        job.status, job.finished, job.error = status, time.monotonic(), message or None
-        job.vocal = None
-        if status is JobStatus.FAILED:
-            log.error("job %d failed: %s", job.id, message)
-        self._emit({JobStatus.DONE: "done", JobStatus.FAILED: "failed",
-                    JobStatus.CANCELLED: "cancelled"}[status], job, message)
+        self.events.emit("playing", job, data={"frame": start.frame, "in_s": start.in_s})
 
     # --- model -------------------------------------------------------------------------------
     def model_info(self) -> dict[str, Any]:
-        if self._model is None:
-            raise ModelError(f"no model loaded: {self._model_error}")
-        return self._model.info()
+        model = self.models.current
+        if model is None:
+            raise ModelError(f"no model loaded: {self.models.error}")
+        return model.info()
 
     def load_model(self, path: str) -> None:
         """Load a model in the background; it replaces the current one between jobs."""
@@ -539,117 +320,23 @@ class Engine:
             else STARTER_MODEL.parent
         path = str(model_path(path, [STARTER_MODEL.parent, configured, self.folder,
                                      *self.config.render.allowed_input_dirs]))
-        with self._lock:
-            self._loading += 1
-        threading.Thread(target=self._load_in_background, args=(path,), daemon=True,
-                         name="samuel-model-loader").start()
-
-    def _load_in_background(self, path: str) -> None:
-        m = self.config.model
-        try:
-            model = _load_accompanist(path, m.device, m.codec_path or None)
-            if self._warm:
-                _warm_up(model)
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, SamuelError) else _describe_failure(exc)
-            log.error("model %s not loaded: %s", path, message)
-            with self._lock:
-                self._loading -= 1
-            self._emit("model_failed", message=f"model {path} not loaded: {message}")
-            return
-        with self._lock:
-            self._pending_model = model
-            self._loading -= 1
-        if self._worker is None:
-            self._swap_model()
-
-    def _swap_model(self) -> None:
-        with self._lock:
-            model, self._pending_model = self._pending_model, None
-            if model is None:
-                return
-            self._model, self._model_error = model, None
-        self._emit("model_loaded", data=model.info())
+        self.models.load_in_background(path, swap_now=not self.worker.started)
 
     # --- post chain --------------------------------------------------------------------------
     def post_chain(self) -> list[dict[str, Any]]:
-        return self._chain.describe()
+        from samuel_live.post.spec import check_post
+
+        return [dict(e) for e in check_post(self._post)]
 
     def set_post_chain(self, effects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
-        """Replace the chain used by jobs queued from now on; returns it with defaults filled."""
+        """The chain for jobs queued from now on (jobs already queued keep theirs); checked
+        here, loaded only on the worker. Returns it with defaults filled in."""
+        from samuel_live.post.spec import check_post
+
         section = replace(self._post, preset="custom", chain=tuple(effects))
-        chain = _build_post(section)
-        self._post, self._chain = section, chain
-        return chain.describe()
-
-    # --- capture -----------------------------------------------------------------------------
-    def _need_capture(self) -> Any:
-        if self.capture is None:
-            raise AudioInputError(
-                "no capture input is open; set capture.device (see `samuel-live devices`) "
-                "or send a file:PATH source"
-            )
-        return self.capture
-
-    def arm(self) -> None:
-        self._need_capture().arm()
-
-    def stop_capture(self) -> None:
-        self._need_capture().stop()
-
-    def clear_capture(self) -> None:
-        self._need_capture().clear()
-
-    def mark(self, which: str) -> int:
-        capture = self._need_capture()
-        if which == "start":
-            return int(capture.mark_start())
-        if which == "end":
-            return int(capture.mark_end())
-        raise SamuelError(f"mark must be start or end, got {which!r}")
-
-    def level(self) -> tuple[float, float, float, bool]:
-        """(rms dBFS, peak dBFS, seconds captured, armed)."""
-        capture = self._need_capture()
-        peak, rms = capture.level()
-        lo, hi = capture.ring.available()
-        return rms, peak, (hi - lo) / SAMPLE_RATE, bool(capture.armed)
-
-    # --- transport and playback --------------------------------------------------------------
-    def set_tempo(self, bpm: float) -> None:
-        with self._lock:
-            self.transport = self.transport.with_tempo(bpm)
-
-    def set_signature(self, beats: int, unit: int) -> None:
-        with self._lock:
-            self.transport = self.transport.with_signature(beats, unit)
-
-    def set_bar(self, bar: int) -> None:
-        """Bar ``bar`` starts now."""
-        with self._lock:
-            self.transport = self.transport.with_bar(bar)
-
-    def play(self, job_id: int, loop: bool = False, quantise: str = "bar") -> PlayStart:
-        """Play a finished job's audio from the next bar line (or beat, or now)."""
-        job = self._jobs.get(job_id)
-        path = job.result.path if job is not None and job.result is not None else None
-        audio = self._playback.audio(job_id, path)
-        return self._playback.play(job_id, audio, self.transport, loop, quantise)
-
-    def stop_playback(self) -> None:
-        self._playback.stop()
-
-
-def _build_post(section: PostSection) -> Any:
-    from samuel_live.post.chain import build_chain
-
-    return build_chain(section)
-
-
-def _load_accompanist(path: str | None, device: str, codec_path: str | None) -> Any:
-    from samuel_live.pipeline import Accompanist
-
-    return Accompanist.load(path, device=device, codec_path=codec_path)
+        checked = check_post(section)
+        self._post = section
+        return [dict(e) for e in checked]
 
 
 def default_threads() -> int:
@@ -658,40 +345,13 @@ def default_threads() -> int:
     return max(1, (cores or 2) - 1)
 
 
-def _set_torch_threads(threads: int) -> None:
-    import torch
-
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
-def _lower_priority() -> None:
-    """Raise this thread's nice value (Linux: per thread), so that with every core busy the
-    OSC and audio threads still run at once."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
-    except (AttributeError, OSError):  # not on this platform: run at normal priority
-        pass
-
-
 def _loop_spec(bars: int, transport: Transport) -> LoopSpec | None:
     """The loop a request asks for, with the DAW's tempo and meter as they are now."""
     if bars <= 0:
         return None
-    loop = LoopSpec(bars, transport.musical_time(),
+    return LoopSpec(bars, transport.musical_time(),
                     transport.beats if transport.meter_set else None,
                     transport.unit if transport.meter_set else 4)
-    if loop.transport is not None and loop.samples(loop.transport) > WINDOW_SAMPLES:
-        raise SamuelError(f"{bars} bars at {transport.bpm:g} bpm are longer than "
-                          f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, the longest loop; ask for fewer")
-    return loop
-
-
-def _warm_up(model: Any) -> None:
-    """One tiny generation so the first real job does not pay for lazy initialisation."""
-    silence = np.zeros((2, int(WARMUP_SECONDS * SAMPLE_RATE)), dtype=np.float32)
-    model.accompany(silence, GenerateSettings(steps=1, seed=0))
 
 
 def _wall_time_of(monotonic: float) -> float | None:
@@ -699,55 +359,3 @@ def _wall_time_of(monotonic: float) -> float | None:
     if not monotonic:
         return None
     return time.time() - (time.monotonic() - monotonic)
-
-
-def _audio_seconds(job: Job) -> float:
-    frames = job.request.source.frames
-    return (frames if frames else WINDOW_SAMPLES) / SAMPLE_RATE
-
-
-def _describe_failure(exc: Exception) -> str:
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return ("out of GPU memory; lower steps, close other GPU programs, or serve with "
-                "--device cpu")
-    if isinstance(exc, MemoryError):
-        return "out of memory; generate shorter takes or close other programs"
-    log.exception("job failed unexpectedly")
-    return f"internal error: {type(exc).__name__}: {exc}"
-
-
-def _sidecar(job: Job, model: Any, result: JobResult) -> dict[str, Any]:
-    info = model.info()
-    request = job.request
-    source = request.source
-    tempo = job.musical_time
-    return {
-        "job": job.id,
-        "audio": result.path.name,
-        "settings": asdict(request.settings),
-        "seed": request.settings.seed,
-        "post": request.post,
-        "model": {"name": info.get("name"), "hash": info.get("hash"),
-                  "codec": info.get("codec"), "device": info.get("device")},
-        "source": source.describe(),
-        "loop_bars": request.loop.bars if request.loop else 0,
-        "musical_time": None if tempo is None else {
-            "bpm": tempo.bpm, "beats_per_bar": tempo.beats_per_bar,
-            "beat_unit": job.beat_unit, "source": tempo.source},
-        "timings": {
-            "captured_at": source.captured_at,
-            "captured_monotonic": source.captured_monotonic,
-            "captured_adc_time": source.captured_adc,
-            "submitted_at": job.submitted_wall,
-            "queued_s": round(result.queued_s, 4),
-            "model_s": round(result.model_s, 4),
-            "post_s": round(result.post_s, 4),
-            "total_s": round(result.total_s, 4),
-            "capture_latency_s": round(result.capture_latency_s, 4),
-        },
-        "duration_s": result.duration_s,
-        "samples": round(result.duration_s * SAMPLE_RATE),
-        "sample_rate": SAMPLE_RATE,
-    }

@@ -14,9 +14,13 @@ from typing import Any
 import numpy as np
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.errors import SamuelError
+from samuel_live.config import PostSection
+from samuel_live.render.sidecar import Sidecar
+from samuel_live.render.take import LoopSpec
 from samuel_live.settings import GenerateSettings
-from samuel_live.timing import MusicalTime, resolve_time
+from samuel_live.timing import MusicalTime
+
+MIN_BILLED_S = 1.5  # a shorter take still costs a whole minimum window (32 latent frames)
 
 
 class JobStatus(StrEnum):
@@ -60,57 +64,54 @@ class Source:
 
 
 @dataclass(frozen=True)
-class LoopSpec:
-    """A request for a seamless loop of ``bars`` bars. ``transport`` is the DAW's tempo when
-    the request arrived (None: estimate it from the take); ``meter`` its beats per bar if the
-    DAW sent a signature, and ``unit`` the signature's note value."""
-
-    bars: int
-    transport: MusicalTime | None = None
-    meter: int | None = None
-    unit: int = 4
-
-    def resolve(self, take: np.ndarray | None) -> MusicalTime:
-        """Tempo and meter: the DAW's, else the take's own tempo estimate."""
-        meter = f"{self.meter}/{self.unit}" if self.meter else None
-        try:
-            return resolve_time(None, meter, self.transport, take)
-        except SamuelError as exc:
-            raise SamuelError(
-                f"a loop needs a tempo and none could be estimated from the take ({exc}); "
-                "send /samuel/transport/tempo BPM before /samuel/generate"
-            ) from None
-
-    def samples(self, tempo: MusicalTime) -> int:
-        """The loop's exact length in samples (the tempo carries the meter's note value)."""
-        return tempo.bars_samples(self.bars, SAMPLE_RATE)
-
-
-@dataclass(frozen=True)
 class GenerateRequest:
-    """One validated request: source, output file, per-call settings and post preset; a loop
-    request and whether to play the result on the next bar line once it is done."""
+    """One validated request: source, output file, per-call settings, the post chain as a frozen
+    value (None = no post), a loop request, the tempo the DAW had sent (if any), the result's
+    sample rate, and whether to play the result on the next bar line once it is done."""
 
     source: Source
     output: Path
     settings: GenerateSettings
-    post: str = "-"  # "-" = the engine's current chain, "none" = no post, else a preset name
+    post: PostSection | None = PostSection()
     loop: LoopSpec | None = None
+    musical_time: MusicalTime | None = None
+    sample_rate: int = SAMPLE_RATE
     autoplay: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobResult:
-    """The files a finished job wrote and how long each stage took (seconds)."""
+    """The files a finished job wrote, its sidecar, and how long each stage took (seconds)."""
 
     path: Path
     sidecar: Path
+    sidecar_data: Sidecar
     duration_s: float
-    queued_s: float
-    model_s: float
-    post_s: float
-    total_s: float
-    capture_latency_s: float = -1.0  # newest captured frame -> file written; -1 for files
+
+    def _timing(self, key: str) -> float:
+        value = self.sidecar_data.timings.get(key)
+        return -1.0 if value is None else float(value)
+
+    @property
+    def queued_s(self) -> float:
+        return self._timing("queued_s")
+
+    @property
+    def model_s(self) -> float:
+        return self._timing("model_s")
+
+    @property
+    def post_s(self) -> float:
+        return self._timing("post_s")
+
+    @property
+    def total_s(self) -> float:
+        return self._timing("total_s")
+
+    @property
+    def capture_latency_s(self) -> float:
+        """Newest captured frame -> file written; -1 for file sources."""
+        return self._timing("capture_latency_s")
 
 
 @dataclass
@@ -134,9 +135,7 @@ class Job:
     position: int = 0  # jobs ahead of it when it was queued
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     vocal: np.ndarray | None = field(default=None, repr=False)  # capture copy, freed once used
-    chain: Any = field(default=None, repr=False)  # the PostChain to apply, None = no post
-    musical_time: MusicalTime | None = None  # the tempo used: a loop's, or the DAW's if sent
-    beat_unit: int = 4  # the note value of musical_time's beats (8 for 6/8)
+    musical_time: dict[str, Any] | None = None  # the tempo the result used (its sidecar's)
 
     @property
     def cancel_requested(self) -> bool:
@@ -154,7 +153,7 @@ class StepClock:
     def record(self, seconds: float, steps: int, audio_s: float) -> None:
         if steps <= 0 or audio_s <= 0:
             return
-        rate = seconds / steps / audio_s
+        rate = seconds / steps / max(audio_s, MIN_BILLED_S)
         with self._lock:
             self._rate = rate if self._rate is None else (
                 self._smoothing * rate + (1 - self._smoothing) * self._rate
@@ -163,7 +162,7 @@ class StepClock:
     def estimate(self, steps: int, audio_s: float) -> float:
         """Expected model seconds for a job, or -1 before anything was measured."""
         with self._lock:
-            return -1.0 if self._rate is None else self._rate * steps * max(audio_s, 1.0)
+            return -1.0 if self._rate is None else self._rate * steps * max(audio_s, MIN_BILLED_S)
 
 
 def running_eta(started: float, step: int, total: int, now: float | None = None) -> float:

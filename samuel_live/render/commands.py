@@ -1,13 +1,32 @@
-"""The CLI's rendering commands: `generate` (one take) and `render` (a batch of stems)."""
+"""The CLI's rendering commands: `generate` (one take) and `render` (a batch of stems).
+
+Every option is checked before any model is loaded or any sample generated; both commands then
+go through the one render path (``render_take`` and ``write_result``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from samuel_live import SAMPLE_RATE
+from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
+from samuel_live.render.settings import SettingsRequest, resolve_settings
+from samuel_live.render.sidecar import Sidecar
+from samuel_live.render.take import LoopSpec, TakeSpec, check_sample_rate
+
+_FORMATS = (".wav", ".flac")
+
+
+def _presets() -> list[str]:
+    from samuel_live.post.spec import PRESETS
+
+    return sorted(PRESETS)
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
@@ -15,88 +34,38 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec-path", help="Stable Audio Open checkpoint, for 'sao' models")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--sampler", help="ddpm | ddim | dpmpp_2m (default: the model's)")
-    p.add_argument("--steps", type=int, help="model evaluations (ddpm: 800 = the paper)")
-    p.add_argument("--cfg", type=float, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--post", default="default", help="post-processing preset (clean = none)")
-    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24)
+    p.add_argument("--steps", type=int, help="model evaluations, 1-800 (default: the model's)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale, 0-20 "
+                   "(default: the model's)")
+    p.add_argument("--post", default="default",
+                   help=f"post-processing preset: {', '.join(_presets())} (clean = none; "
+                        "default: default)")
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24,
+                   help="24 (default), 16, or 32 = float WAV")
+    p.add_argument("--sample-rate", type=int,
+                   help=f"sample rate of the result, e.g. 48000 (default {SAMPLE_RATE})")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def _settings(args: argparse.Namespace, defaults: dict):
-    from samuel_live.settings import GenerateSettings
-
-    return GenerateSettings(
-        sampler=args.sampler or defaults.get("sampler", "dpmpp_2m"),
-        steps=args.steps or defaults.get("steps", 25),
-        cfg=args.cfg if args.cfg is not None else defaults.get("cfg", 3.0),
-        seed=args.seed,
-    )
+def _request(args: argparse.Namespace, seed: int | None) -> SettingsRequest:
+    """The sampling the user asked for, checked now (before any model is loaded)."""
+    request = SettingsRequest(sampler=args.sampler, steps=args.steps, cfg=args.cfg, seed=seed)
+    resolve_settings(request)  # raises for out-of-range values
+    return request
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _post(args: argparse.Namespace) -> PostSection:
+    from samuel_live.post.spec import check_post
 
-    from samuel_live.audio.io import read_audio, write_audio_atomic, write_json_atomic
-    from samuel_live.config import PostSection
-    from samuel_live.pipeline import Accompanist
-    from samuel_live.post.chain import build_chain
-    from samuel_live.timing import resolve_time
-
-    t0 = time.monotonic()
-    check_output(Path(args.output), args.bit_depth)
-    if args.start < 0 or (args.duration is not None and args.duration <= 0):
-        raise SamuelError("--start must be >= 0 and --duration > 0 seconds")
-    vocal = read_audio(args.vocal)
-    sr = 44100
-    start = int(round(args.start * sr)) if args.start else 0
-    stop = start + int(round(args.duration * sr)) if args.duration else vocal.shape[1]
-    if start >= vocal.shape[1]:
-        raise SamuelError(f"--start {args.start} s is past the end of {args.vocal}")
-    vocal = vocal[:, start:stop]
-    acc = Accompanist.load(args.model, args.device, args.codec_path)
-    settings = _settings(args, acc.info().get("sampler_defaults", {}))
-    t_load = time.monotonic()
-    with tqdm(total=1, desc="generate", unit="step", disable=args.quiet) as bar:
-
-        def progress(i: int, n: int) -> None:
-            bar.total = n
-            bar.n = i
-            bar.refresh()
-
-        if args.loop_bars:
-            mt = resolve_time(args.bpm, args.meter, None, vocal)
-            loop_n = mt.bars_samples(args.loop_bars)
-            audio = acc.accompany_loop(vocal, settings, loop_n, progress=progress)
-        else:
-            mt = resolve_time(args.bpm, args.meter, None, None) if args.bpm else None
-            audio = acc.accompany(vocal, settings, progress=progress)
-    t_model = time.monotonic()
-    chain = build_chain(PostSection(preset=args.post))
-    audio = chain.process_loop(audio) if args.loop_bars else chain.process(audio)
-    t_post = time.monotonic()
-    out = write_audio_atomic(args.output, audio, bit_depth=args.bit_depth)
-    sidecar = {
-        "source": str(Path(args.vocal).resolve()),
-        "start_s": start / sr,
-        "duration_s": audio.shape[1] / sr,
-        "samples": int(audio.shape[1]),
-        "settings": settings.__dict__,
-        "musical_time": mt.__dict__ if mt else None,
-        "loop_bars": args.loop_bars,
-        "post": chain.describe(),
-        "model": acc.info(),
-        "timings_s": {"load": t_load - t0, "model": t_model - t_load, "post": t_post - t_model,
-                      "total": time.monotonic() - t0},
-    }
-    write_json_atomic(out.with_suffix(out.suffix + ".json"), sidecar)
-    print(f"{out}  ({audio.shape[1] / sr:.2f} s, model {t_model - t_load:.2f} s)")
-    return 0
+    section = PostSection(preset=args.post)
+    check_post(section)  # an unknown preset is refused here, not after generating
+    return section
 
 
 def check_output(path: Path, bit_depth: int) -> None:
     """Refuse an unwritable output before minutes of generation, not after."""
     suffix = path.suffix.lower()
-    if suffix not in (".wav", ".flac"):
+    if suffix not in _FORMATS:
         raise SamuelError(f"cannot write {path.name}: use a .wav or .flac file name")
     if suffix == ".flac" and bit_depth == 32:
         raise SamuelError("FLAC has no 32-bit float format: write .wav or use --bit-depth 24")
@@ -104,32 +73,77 @@ def check_output(path: Path, bit_depth: int) -> None:
         raise SamuelError(f"cannot write {path}: its folder does not exist")
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _loop(args: argparse.Namespace) -> tuple[LoopSpec | None, object]:
+    """The loop (if asked for) and the tempo given on the command line (or None)."""
+    from samuel_live.timing import parse_meter, resolve_time
 
-    from samuel_live.batch import find_takes, plan, render
-    from samuel_live.config import PostSection
+    given = resolve_time(args.bpm, args.meter, None, None) if args.bpm else None
+    if args.loop_bars is None:
+        if args.meter:
+            parse_meter(args.meter)
+        return None, given
+    meter = parse_meter(args.meter) if args.meter else None
+    loop = LoopSpec(args.loop_bars, given, meter[0] if meter else None, meter[1] if meter else 4)
+    return loop, given
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from samuel_live.audio.io import read_audio
     from samuel_live.pipeline import Accompanist
-    from samuel_live.post.chain import build_chain
+    from samuel_live.render.take import render_take, write_result
+
+    t0 = time.monotonic()
+    out = Path(args.output).expanduser()
+    check_output(out, args.bit_depth)
+    if args.start < 0 or (args.duration is not None and args.duration <= 0):
+        raise SamuelError("--start must be >= 0 and --duration > 0 seconds")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    request = _request(args, seed)
+    post = _post(args)
+    loop, given = _loop(args)
+    rate = check_sample_rate(args.sample_rate or SAMPLE_RATE)
+    vocal = read_audio(args.vocal)
+    start = int(round(args.start * SAMPLE_RATE))
+    stop = start + int(round(args.duration * SAMPLE_RATE)) if args.duration else vocal.shape[1]
+    if start >= vocal.shape[1]:
+        raise SamuelError(f"--start {args.start} s is past the end of {args.vocal} "
+                          f"({vocal.shape[1] / SAMPLE_RATE:.2f} s)")
+    vocal = vocal[:, start:stop]
+    acc = Accompanist.load(args.model, args.device, args.codec_path)
+    settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
+    spec = TakeSpec(source=f"file:{Path(args.vocal).resolve()}", post=post, loop=loop,
+                    musical_time=given, sample_rate=rate, start_s=start / SAMPLE_RATE)
+    t_load = time.monotonic()
+    with _progress_bar("generate", args.quiet) as bar:
+        audio, sidecar = render_take(acc, vocal, settings, spec, progress=bar)
+    sidecar = _with_total(sidecar, load_s=t_load - t0, total_s=time.monotonic() - t0)
+    write_result(out, audio, sidecar, bit_depth=args.bit_depth)
+    print(f"{out}  ({sidecar.duration_s:.2f} s, seed {settings.seed}, "
+          f"model {sidecar.timings['model_s']:.2f} s)")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from samuel_live.pipeline import Accompanist
+    from samuel_live.render.batch import find_takes, plan, render
 
     if args.format == "flac" and args.bit_depth == 32:
         raise SamuelError("FLAC has no 32-bit float format: use --format wav or --bit-depth 24")
-    takes = find_takes(args.takes)
-    if not takes:
-        raise SamuelError("no audio files found in the given takes/folders")
+    request = _request(args, args.seed)
+    post = _post(args)
+    rate = check_sample_rate(args.sample_rate or SAMPLE_RATE)
     out = Path(args.out).expanduser()
+    takes = find_takes(args.takes, exclude=out)
+    if not takes:
+        raise SamuelError("no audio files found in the given takes/folders "
+                          f"(files inside --out {out} are never takes)")
     jobs = plan(takes, args.variations, args.seed, out, args.format)
     acc = Accompanist.load(args.model, args.device, args.codec_path)
-    settings = _settings(args, acc.info().get("sampler_defaults", {}))
-    chain = build_chain(PostSection(preset=args.post))
-    with tqdm(total=1, desc="render", unit="step", disable=args.quiet) as bar:
-
-        def progress(done: int, total: int, eta: float) -> None:
-            bar.total, bar.n = total, done
-            bar.set_postfix(eta=f"{eta:.0f}s")
-
-        records = render(acc, jobs, settings, chain, out, bit_depth=args.bit_depth,
-                         progress=progress)
+    settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
+    spec = TakeSpec(source="", post=post, sample_rate=rate)
+    with _progress_bar("render", args.quiet) as bar:
+        records = render(acc, jobs, settings, spec, out, bit_depth=args.bit_depth,
+                         progress=lambda done, total, _eta: bar(done, total))
     failed = [r for r in records if r.status == "failed"]
     kept = sum(r.status == "kept" for r in records)
     print(f"{len(records) - len(failed) - kept} rendered, {kept} kept, {len(failed)} failed "
@@ -139,6 +153,29 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+class _progress_bar:  # noqa: N801 - used as a context manager like tqdm itself
+    """A tqdm bar as a ``progress(done, total)`` callback."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=1, desc=desc, unit="step", disable=quiet)
+
+    def __enter__(self) -> _progress_bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+    def __call__(self, done: int, total: int) -> None:
+        self._bar.total, self._bar.n = total, done
+        self._bar.refresh()
+
+
+def _with_total(sidecar: Sidecar, **timings: float) -> Sidecar:
+    return replace(sidecar, timings={**sidecar.timings,
+                                     **{k: round(v, 4) for k, v in timings.items()}})
+
 
 def add_render_commands(sub: argparse._SubParsersAction) -> None:
     """Add `generate` and `render` to the top-level parser."""
@@ -147,7 +184,7 @@ def add_render_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("-o", "--output", required=True, help="output .wav or .flac")
     g.add_argument("--start", type=float, default=0.0, help="seconds into the file")
     g.add_argument("--duration", type=float, help="seconds to use (default: to the end)")
-    g.add_argument("-q", "--quiet", action="store_true")
+    g.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
     g.add_argument("--loop-bars", type=int, help="make a seamless loop of N bars")
     g.add_argument("--bpm", type=float, help="tempo (default: estimated from the take)")
     g.add_argument("--meter", help="time signature, e.g. 4/4 (default 4/4)")
@@ -158,8 +195,7 @@ def add_render_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("takes", nargs="+", help="audio files or folders of them")
     r.add_argument("--out", required=True, help="output folder (rerun to resume)")
     r.add_argument("--variations", type=int, default=1)
+    r.add_argument("--seed", type=int, default=0, help="seed of variation 0 (default 0)")
     r.add_argument("--format", choices=("wav", "flac"), default="wav")
-    r.add_argument("-q", "--quiet", action="store_true")
     _add_sampling(r)
     r.set_defaults(func=cmd_render)
-

@@ -26,7 +26,6 @@ import torch
 from samuel_live.atomic import atomic_path
 from samuel_live.device import pick_device
 from samuel_live.diffusion.loss import diffusion_loss
-from samuel_live.diffusion.schedule import Schedule
 from samuel_live.errors import SamuelError
 from samuel_live.model.checkpoint import (
     CheckpointMeta,
@@ -34,6 +33,7 @@ from samuel_live.model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from samuel_live.model.schedule import model_schedule, schedule_entry
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 
 
@@ -215,7 +215,7 @@ class Trainer:
         if cfg.init:
             self._load_init(cfg.init)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.schedule = Schedule()
+        self.schedule = model_schedule(self.model, where=f"training model ({cfg.init or 'new'})")
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -288,6 +288,7 @@ class Trainer:
             model=self.model_cfg.to_dict(),
             codec=self.codec,
             stats=self.stats,
+            schedule=schedule_entry(self.model),
             training={
                 "step": self.step,
                 "best_val_loss": self.best_val,

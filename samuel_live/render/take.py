@@ -1,0 +1,211 @@
+"""One render path: a take in, accompaniment audio and its sidecar out, written safely.
+
+``render_take`` is what the CLI's ``generate``, batch ``render`` and the engine's worker all call:
+sampling (whole take or seamless loop), the post chain (built here, on the calling thread, from
+the frozen ``PostSection`` the request carries), the output sample rate, and the sidecar.
+``write_result`` puts the audio under its final name only once its sidecar is on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
+from samuel_live.atomic import fsync_dir
+from samuel_live.config import PostSection
+from samuel_live.errors import SamuelError
+from samuel_live.render.sidecar import Sidecar, sidecar_path
+from samuel_live.settings import GenerateSettings
+from samuel_live.timing import MusicalTime, resolve_time
+
+Progress = Callable[[int, int], None]
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
+STAGED = ".staged"  # infix of results waiting for their sidecar (swept if a kill left one)
+
+
+class Model(Protocol):
+    """What rendering needs of an ``Accompanist``."""
+
+    def accompany(self, vocal: np.ndarray, settings: GenerateSettings, *,
+                  progress: Progress | None = None) -> np.ndarray: ...
+
+    def accompany_loop(self, vocal: np.ndarray, settings: GenerateSettings, loop_samples: int,
+                       *, progress: Progress | None = None) -> np.ndarray: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """A seamless loop of ``bars`` bars. ``transport`` is the tempo given with the request
+    (the DAW's or the CLI's; None: estimate it from the take), ``meter`` its beats per bar if
+    one was given, and ``unit`` the meter's note value."""
+
+    bars: int
+    transport: MusicalTime | None = None
+    meter: int | None = None
+    unit: int = 4
+
+    def __post_init__(self) -> None:
+        if self.bars < 1:
+            raise SamuelError(f"a loop needs at least one bar, got {self.bars}")
+        if self.transport is not None and self.samples(self.transport) > WINDOW_SAMPLES:
+            raise SamuelError(
+                f"{self.bars} bars at {self.transport.bpm:g} bpm are longer than "
+                f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, the longest loop; ask for fewer bars")
+
+    def resolve(self, take: np.ndarray | None) -> MusicalTime:
+        """Tempo and meter: the given ones (keeping where they came from), else the take's own
+        tempo estimate."""
+        if self.transport is not None:
+            if self.meter is None:
+                return self.transport
+            return replace(self.transport, beats_per_bar=self.meter, beat_unit=self.unit)
+        meter = f"{self.meter}/{self.unit}" if self.meter else None
+        try:
+            return resolve_time(None, meter, self.transport, take)
+        except SamuelError as exc:
+            raise SamuelError(
+                f"a loop needs a tempo and none could be estimated from the take ({exc}); "
+                "give the tempo (--bpm, or /samuel/transport/tempo BPM before /samuel/generate)"
+            ) from None
+
+    def samples(self, tempo: MusicalTime, sample_rate: int = SAMPLE_RATE) -> int:
+        """The loop's exact length in samples (the tempo carries the meter's note value)."""
+        return tempo.bars_samples(self.bars, sample_rate)
+
+
+@dataclass(frozen=True)
+class TakeSpec:
+    """Everything about one render except the sampling settings and the vocal itself."""
+
+    source: str  # for the sidecar: "file:PATH", "capture[a:b]", ...
+    post: PostSection | None = PostSection()  # None = no post processing
+    loop: LoopSpec | None = None
+    musical_time: MusicalTime | None = None  # the tempo given with the request, if any
+    sample_rate: int = SAMPLE_RATE  # of the result
+    start_s: float = 0.0  # where the take starts in its source
+
+    def __post_init__(self) -> None:
+        check_sample_rate(self.sample_rate)
+
+
+def check_sample_rate(rate: int) -> int:
+    if not MIN_SAMPLE_RATE <= int(rate) <= MAX_SAMPLE_RATE:
+        raise SamuelError(f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}; "
+                          "use the rate of your DAW session, e.g. 44100 or 48000")
+    return int(rate)
+
+
+def render_take(
+    model: Model,
+    vocal: np.ndarray,
+    settings: GenerateSettings,
+    spec: TakeSpec,
+    *,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, Sidecar]:
+    """Accompany a (2, n) 44.1 kHz take: the result at ``spec.sample_rate`` and its sidecar
+    (whose ``audio`` name is filled in by ``write_result``)."""
+    from samuel_live.post.chain import build_chain
+
+    chain = build_chain(spec.post) if spec.post is not None else None  # plugins load here
+    t0 = time.monotonic()
+    tempo = spec.musical_time
+    if spec.loop is None:
+        audio = model.accompany(vocal, settings, progress=progress)
+        dry = vocal
+    else:
+        tempo = spec.loop.resolve(vocal)
+        n = spec.loop.samples(tempo)
+        if n > WINDOW_SAMPLES:
+            raise SamuelError(f"a loop of {spec.loop.bars} bars at {tempo.bpm:g} bpm is "
+                              f"{n / SAMPLE_RATE:.1f} s; loops are limited to "
+                              f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, ask for fewer bars")
+        dry = vocal[:, -n:]  # the newest bars of the take
+        audio = model.accompany_loop(dry, settings, n, progress=progress)
+    t1 = time.monotonic()
+    rate = spec.sample_rate
+    if rate != SAMPLE_RATE:
+        exact = spec.loop.samples(tempo, rate) if spec.loop is not None else None
+        audio = convert_rate(audio, rate, exact, periodic=spec.loop is not None)
+        dry = convert_rate(dry, rate, audio.shape[1], periodic=spec.loop is not None)
+    if chain is not None:
+        audio = (chain.process(audio, vocal=dry, sample_rate=rate) if spec.loop is None
+                 else chain.process_loop(audio, vocal=dry, sample_rate=rate))
+    t2 = time.monotonic()
+    sidecar = Sidecar(
+        audio="", source=spec.source, start_s=round(spec.start_s, 6), samples=audio.shape[1],
+        sample_rate=rate, settings=_settings_json(settings),
+        post=chain.describe() if chain is not None else None,
+        loop_bars=spec.loop.bars if spec.loop is not None else 0,
+        musical_time=None if tempo is None else {
+            "bpm": tempo.bpm, "beats_per_bar": tempo.beats_per_bar,
+            "beat_unit": tempo.beat_unit, "source": tempo.source},
+        model=model_summary(model.info()),
+        timings={"model_s": round(t1 - t0, 4), "post_s": round(t2 - t1, 4)},
+    )
+    return np.ascontiguousarray(audio, dtype=np.float32), sidecar
+
+
+def convert_rate(audio: np.ndarray, rate: int, length: int | None = None, *,
+                 periodic: bool = False) -> np.ndarray:
+    """44.1 kHz audio at ``rate``, exactly ``length`` samples long (default: the duration in
+    whole samples). A loop is resampled as one period (FFT), so its seam stays seamless."""
+    from scipy.signal import resample, resample_poly
+
+    n = audio.shape[1]
+    length = length if length is not None else int(round(n * rate / SAMPLE_RATE))
+    if periodic:
+        out = resample(audio.astype(np.float64), length, axis=1)
+    else:
+        out = resample_poly(audio, rate, SAMPLE_RATE, axis=1)
+        out = out[:, :length] if out.shape[1] >= length else np.pad(
+            out, ((0, 0), (0, length - out.shape[1])))
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def write_result(path: str | Path, audio: np.ndarray, sidecar: Sidecar, *,
+                 bit_depth: int = 24) -> tuple[Path, Sidecar]:
+    """Write the sidecar, then the audio under its final name: a result never appears without
+    its sidecar, and neither is ever half-written. Returns the audio path and the sidecar."""
+    from samuel_live.audio.io import write_audio_atomic, write_json_atomic
+
+    path = Path(path)
+    sidecar = replace(sidecar, audio=path.name)
+    stage = staged_name(path)
+    try:
+        write_audio_atomic(stage, audio, sidecar.sample_rate, bit_depth)
+        write_json_atomic(sidecar_path(path), sidecar.to_json())
+        os.replace(stage, path)
+    except OSError as exc:  # a folder where the file should go, permissions, ...
+        stage.unlink(missing_ok=True)
+        raise SamuelError(f"cannot write {path} or its sidecar: {exc.strerror or exc}; choose "
+                          "another output name or folder") from exc
+    except BaseException:
+        stage.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path, sidecar
+
+
+def staged_name(path: Path) -> Path:
+    """Where a result waits for its sidecar: hidden, beside it, same format suffix."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}{STAGED}{path.suffix}")
+
+
+def model_summary(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info.get(k) for k in ("name", "hash", "codec", "params", "device")}
+
+
+def _settings_json(settings: GenerateSettings) -> dict[str, Any]:
+    return {"sampler": settings.sampler, "steps": settings.steps, "cfg": settings.cfg,
+            "seed": settings.seed}
