@@ -444,3 +444,45 @@ def test_load_model_outside_the_allowed_folders_is_refused(
         eng.load_model(str(outside))
     with pytest.raises(SamuelError, match="outside the allowed folders"):
         eng.load_model("/etc/passwd")
+
+
+def test_autoplay_without_an_output_device_is_reported(tmp_path: Path) -> None:
+    eng = Engine(make_config(tmp_path, "capture.hostapi=NoSuchHostApi"),
+                 accompanist=Accompanist.random(TINY), capture=MemorySource(sine()),
+                 warm_up=False)
+    rec = Recorder()
+    eng.subscribe(rec)
+    with eng:
+        eng.arm()
+        job = eng.submit("capture", "autoplay", steps=1, autoplay=True)
+        failed = rec.wait("play_failed", job.id)
+        assert failed.message.startswith("autoplay:") and "NoSuchHostApi" in failed.message
+        assert eng.wait(job.id, 60).status is JobStatus.DONE  # the result itself is kept
+
+
+def test_a_queued_job_keeps_the_post_chain_it_was_queued_with(
+        engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    blocker = eng.submit("capture", "blocker", steps=LONG_STEPS)
+    rec.wait("started", blocker.id)
+    queued = eng.submit("capture", "queued", steps=1)
+    eng.set_post_chain(({"type": "gain", "gain_db": -6.0},))
+    later = eng.submit("capture", "later", steps=1)
+    eng.cancel(blocker.id)
+    chains = []
+    for job in (queued, later):
+        done = eng.wait(job.id, 60)
+        assert done.status is JobStatus.DONE, done.error
+        chains.append(json.loads(done.result.sidecar.read_text())["post"])  # type: ignore[union-attr]
+    assert chains[0] == [] and chains[1][0]["type"] == "gain"
+
+
+def test_a_one_sample_job_does_not_blow_up_the_next_estimate(
+        engine: tuple[Engine, Recorder]) -> None:
+    eng, _ = engine
+    tiny = eng.folder / "one.wav"
+    write_audio_atomic(tiny, np.zeros((2, 1), np.float32))
+    assert eng.wait(eng.submit(f"file:{tiny}", "one", steps=1).id, 60).status is JobStatus.DONE
+    eng.capture.stop()  # type: ignore[union-attr]
+    nxt = eng.submit("capture", "next", steps=1)
+    assert 0 < nxt.eta_s < 60
