@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samuel_live.audio.io import write_audio_atomic, write_json_atomic
+from samuel_live import SAMPLE_RATE
 from samuel_live.engine.paths import (
     MAX_FILE_NAME_BYTES,
     SIDECAR_SUFFIX,
@@ -19,19 +19,25 @@ from samuel_live.engine.paths import (
     output_path,
 )
 from samuel_live.errors import ModelError, SamuelError
+from samuel_live.render.sidecar import Sidecar
+from samuel_live.render.take import write_result
 
 
 def test_the_longest_name_allowed_is_written_with_its_sidecar(tmp_path: Path) -> None:
     # 2-byte characters: the limit is in bytes, so this many characters would pass a count.
-    stem = "é" * ((MAX_FILE_NAME_BYTES - len(".wav")) // 2)
-    stem += "x" * (MAX_FILE_NAME_BYTES - len(".wav") - len(stem.encode()))
-    path = ensure_output_folder(tmp_path, output_path(tmp_path, f"sub/{stem}"))
-    assert len(path.name.encode()) == MAX_FILE_NAME_BYTES
-    write_audio_atomic(path, np.zeros((2, 100), np.float32))
-    write_json_atomic(path.with_name(path.name + SIDECAR_SUFFIX), {"ok": True})
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".json"]
-    with pytest.raises(SamuelError, match="bytes"):
-        output_path(tmp_path, f"sub/{stem}x")
+    for suffix in (".wav", ".flac"):
+        stem = "é" * ((MAX_FILE_NAME_BYTES - len(suffix)) // 2)
+        stem += "x" * (MAX_FILE_NAME_BYTES - len(suffix) - len(stem.encode()))
+        path = ensure_output_folder(tmp_path, output_path(tmp_path, f"sub/{stem}{suffix}"))
+        assert len(path.name.encode()) == MAX_FILE_NAME_BYTES
+        side = Sidecar(audio="", source="file:x", start_s=0.0, samples=100,
+                       sample_rate=SAMPLE_RATE, settings={}, post=None, loop_bars=0,
+                       musical_time=None, model={})
+        write_result(path, np.zeros((2, 100), np.float32), side)  # staged, temp, sidecar files
+        assert path.is_file() and path.with_name(path.name + SIDECAR_SUFFIX).is_file()
+        with pytest.raises(SamuelError, match="bytes"):
+            output_path(tmp_path, f"sub/{stem}x{suffix}")
+    assert len(list((tmp_path / "sub").iterdir())) == 4
 
 
 def test_a_name_short_in_characters_but_long_in_bytes_is_refused(tmp_path: Path) -> None:
