@@ -59,7 +59,3 @@ class DiskFullError(SamuelError):
 
 class InvalidArgumentError(SamuelError, ValueError):
     """An argument or setting is out of range (also a ValueError, for callers catching that)."""
-
-
-class ConnectionClosedError(SamuelError, ConnectionError):
-    """The peer of a stream connection has gone (also an OSError, like socket failures)."""

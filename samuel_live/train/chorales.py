@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from samuel_live.atomic import atomic_file, atomic_write_bytes
 from samuel_live.errors import RenderError
 
 log = logging.getLogger(__name__)
@@ -202,9 +203,8 @@ def write_midi(
     mid.tracks.append(conductor)
     for channel, notes in enumerate(voices):
         mid.tracks.append(_voice_track(notes, channel, program, transpose, velocity_base, rng))
-    tmp = path.with_name(path.name + ".tmp")
-    mid.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        mid.save(file=f)
 
 
 def _voice_track(
@@ -430,9 +430,7 @@ def _pad(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(obj, indent=1, default=str).encode("utf-8"))
 
 
 def _parse_all(names: Sequence[str], workers: int) -> list[Chorale]:

@@ -8,13 +8,13 @@ are ever read, so a shard written just before a crash is simply overwritten on r
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from samuel_live.atomic import atomic_write_bytes
 from samuel_live.errors import ShardError
 
 MANIFEST = "manifest.json"
@@ -40,9 +40,7 @@ def write_shard(path: Path, vocal: torch.Tensor, accomp: torch.Tensor, validatio
         "accomp": accomp.to(torch.float16).contiguous(),
         "validation": validation.to(torch.uint8).contiguous(),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save(tensors))  # bytes first: a full disk is a DiskFullError
 
 
 def read_manifest(folder: Path) -> dict:
