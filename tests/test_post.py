@@ -237,3 +237,13 @@ def test_threads_sharing_one_chain_match_serial_results() -> None:
     for got, want in zip(results, serial, strict=True):
         assert got is not None
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("bad", [
+    [{"type": "x" * 5000}], ["y" * 5000], [{"type": "gain", "gain_db": "z" * 5000}],
+    [{"type": "gain", **{f"k{i}": 1 for i in range(2000)}}], {"q" * 5000: 1},
+])
+def test_refusals_quote_hostile_input_briefly(bad: object) -> None:
+    with pytest.raises(SamuelError) as err:
+        chain_from_json(json.dumps(bad))
+    assert len(str(err.value)) < 400

@@ -129,17 +129,17 @@ The loudness target is always ``PostSection.loudness_lufs``; "live" is meant for
 def _number(value: Any, name: str, spec: _Param, where: str) -> float:
     """A finite float within ``spec``'s range, or SamuelError."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SamuelError(f"{where}: {name} must be a number, got {value!r}")
+        raise SamuelError(f"{where}: {name} must be a number, got {value!r:.80}")
     number = float(value)
     if not math.isfinite(number) or not spec.lo <= number <= spec.hi:
-        raise SamuelError(f"{where}: {name}={value!r} is outside {spec.lo:g}..{spec.hi:g}")
+        raise SamuelError(f"{where}: {name}={value!r:.80} is outside {spec.lo:g}..{spec.hi:g}")
     return number
 
 
 def _check_keys(effect: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
     unknown = sorted(set(effect) - {"type", *valid})
     if unknown:
-        raise SamuelError(f"{where}: unknown parameter(s) {unknown}; valid: {sorted(valid)}")
+        raise SamuelError(f"{where}: unknown parameter(s) {unknown!r:.200}; valid: {sorted(valid)}")
 
 
 def _validate_vst3(effect: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -157,7 +157,9 @@ def _validate_vst3(effect: Mapping[str, Any], where: str) -> dict[str, Any]:
             isinstance(value, int | float) and math.isfinite(value)
         )
         if not ok:
-            raise SamuelError(f"{where}: vst3 parameter {key}={value!r} must be text or a number")
+            raise SamuelError(
+                f"{where}: vst3 parameter {key:.80}={value!r:.80} must be text or a number"
+            )
         if len(key) > _MAX_PARAM_TEXT or (isinstance(value, str) and len(value) > _MAX_PARAM_TEXT):
             raise SamuelError(
                 f"{where}: vst3 parameter names and text values are at most {_MAX_PARAM_TEXT} "
@@ -173,12 +175,12 @@ def validate_effect(effect: Any, index: int = 0) -> dict[str, Any]:
     """
     where = f"post effect #{index + 1}"
     if not isinstance(effect, Mapping):
-        raise SamuelError(f"{where}: expected a table with a 'type', got {effect!r}")
+        raise SamuelError(f"{where}: expected a table with a 'type', got {effect!r:.200}")
     kind = effect.get("type")
     if kind == "vst3":
         return _validate_vst3(effect, f"{where} (vst3)")
     if kind not in BUILTIN_EFFECTS:
-        raise SamuelError(f"{where}: unknown effect type {kind!r}; valid types: {EFFECT_TYPES}")
+        raise SamuelError(f"{where}: unknown effect type {kind!r:.80}; valid types: {EFFECT_TYPES}")
     where = f"{where} ({kind})"
     params = BUILTIN_EFFECTS[kind][1]
     _check_keys(effect, tuple(params), where)
