@@ -23,9 +23,13 @@ from samuel_live.errors import DiskFullError, SamuelError
 STALE_TEMP_AGE_S = 60.0
 """A temp file untouched this long is stale even if a process with its writer's pid runs."""
 
-_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NEARLY_FULL_BYTES = 1 << 20  # a write that fails with less free than this ran out of room
 # ".<final name>.samuel-<writer pid>-<8 mkstemp characters>.tmp"
-_TEMP_NAME = re.compile(r"^\..+\.samuel-(?P<pid>\d+)-[a-z0-9_]{8}\.tmp$")
+_TEMP_NAME = re.compile(
+    r"^\..+\.(?:samuel-(?P<pid>\d+)-[a-z0-9_]{8}\.tmp"
+    r"|(?P<stager>\d+)-[0-9a-f]{6}\.staged\.(?:wav|flac))$"
+)  # atomic_path's temp files, and results waiting for their sidecar (samuel_live.render.take)
 
 
 @contextlib.contextmanager
@@ -40,7 +44,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         )
     except OSError as exc:
         if exc.errno in _NO_ROOM:
-            raise _no_room(path, exc) from exc
+            raise _no_room(path, exc.errno) from exc
         raise
     os.close(fd)
     tmp = Path(tmp_name)
@@ -50,13 +54,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
+        # libraries report a full disk their own way (soundfile: AssertionError, torch:
+        # RuntimeError, safetensors: SafetensorError), so also ask the file system
+        code = _no_room_errno(exc)
+        if code is None and isinstance(exc, Exception) and _nearly_full(path.parent):
+            code = errno.ENOSPC
         tmp.unlink(missing_ok=True)
-        if exc.errno in _NO_ROOM:
-            raise _no_room(path, exc) from exc
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if code is not None:
+            raise _no_room(path, code) from exc
         raise
     fsync_dir(path.parent)
 
@@ -94,7 +100,7 @@ def sweep_stale_temps(folder: str | Path, max_age_s: float = STALE_TEMP_AGE_S) -
             continue
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
-            if age > max_age_s or not _pid_alive(int(match["pid"])):
+            if age > max_age_s or not _pid_alive(int(match["pid"] or match["stager"])):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:  # a folder, vanished meanwhile, or not ours to remove
@@ -115,16 +121,41 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _no_room(path: Path, exc: OSError) -> DiskFullError:
+def _no_room_errno(exc: BaseException) -> int | None:
+    """ENOSPC/EDQUOT/EFBIG if ``exc`` or an exception it came from says so, else None."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and link.errno in _NO_ROOM:
+            return link.errno
+        text = str(link)
+        for code in _NO_ROOM:
+            if os.strerror(code) in text or f"os error {code})" in text:  # C and Rust wording
+                return code
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has (almost) no space left for users."""
+    try:
+        st = os.statvfs(folder)
+    except (AttributeError, OSError):  # no statvfs on Windows
+        return False
+    return st.f_bavail * st.f_frsize < _NEARLY_FULL_BYTES
+
+
+def _no_room(path: Path, code: int) -> DiskFullError:
     folder = path.parent.resolve()
-    if exc.errno == errno.EFBIG:
+    if code == errno.EFBIG:
         what = f"{path.name} is too large for the file system of {folder} or the file-size limit"
-    elif exc.errno == errno.EDQUOT:
+    elif code == errno.EDQUOT:
         what = f"the disk quota for {folder} is used up"
     else:
         what = f"the disk holding {folder} is full"
     return DiskFullError(
-        f"cannot write {path.name}: {what} ({exc.strerror}); "
+        f"cannot write {path.name}: {what} ({os.strerror(code)}); "
         f"free space on {folder} or choose another output folder"
     )
 

@@ -199,3 +199,20 @@ def test_stored_alphas_that_disagree_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="schedule"):
         Accompanist.load(weights, device="cpu")
 
+
+
+def test_a_result_left_staged_by_a_killed_writer_is_swept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, pathlib, os, signal; from samuel_live.render.take import staged_name; "
+            "p = staged_name(pathlib.Path(sys.argv[1])); p.write_bytes(b'RIFF half'); "
+            "print(p, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "take.wav")],
+                         capture_output=True, text=True, timeout=60)
+    left = Path(run.stdout.strip())
+    assert left.is_file() and left.name.startswith(".take.wav.")
+    side = Sidecar(audio="", source="file:x", start_s=0.0, samples=100, sample_rate=SAMPLE_RATE,
+                   settings={}, post=None, loop_bars=0, musical_time=None, model={})
+    write_result(tmp_path / "other.wav", np.zeros((2, 100), np.float32), side)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "other.wav.json"]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
-from samuel_live.atomic import fsync_dir
+from samuel_live.atomic import fsync_dir, sweep_stale_temps
 from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
 from samuel_live.render.sidecar import Sidecar, sidecar_path
@@ -181,6 +181,7 @@ def write_result(path: str | Path, audio: np.ndarray, sidecar: Sidecar, *,
 
     path = Path(path)
     sidecar = replace(sidecar, audio=path.name)
+    sweep_stale_temps(path.parent)  # what a killed writer left here before
     stage = staged_name(path)
     try:
         write_audio_atomic(stage, audio, sidecar.sample_rate, bit_depth)
