@@ -81,19 +81,19 @@ def _name_parts(name: str) -> list[str]:
             f"output name is {size} bytes in UTF-8; at most {MAX_NAME_BYTES}; use a shorter name"
         )
     if "\\" in name or "\x00" in name:
-        raise SamuelError(f"output name {name!r} may not contain backslashes or NUL")
+        raise SamuelError(f"output name {name!r:.120} may not contain backslashes or NUL")
     posix = PurePosixPath(name)
     if posix.is_absolute() or name.startswith("~") or re.match(r"^[A-Za-z]:", name):
         raise SamuelError(
-            f"output name {name!r} is absolute; give a name relative to the render folder"
+            f"output name {name!r:.120} is absolute; give a name relative to the render folder"
         )
     parts = list(posix.parts)
     if any(p in ("..", ".") for p in parts):
-        raise SamuelError(f"output name {name!r} may not contain '..' or '.' parts")
+        raise SamuelError(f"output name {name!r:.120} may not contain '..' or '.' parts")
     for part in parts:
         if part.startswith(".") or not _SAFE_PART.match(part):
             raise SamuelError(
-                f"output name {name!r}: {part!r} must not start with '.' and may use only "
+                f"output name {name!r:.120}: {part!r} must not start with '.' and may use only "
                 "letters, digits, spaces and . , ( ) + = @ # - _"
             )
         if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
@@ -107,7 +107,7 @@ def _name_parts(name: str) -> list[str]:
 def _check_inside(path: Path, root: Path, name: str) -> None:
     if not path.is_relative_to(root):
         raise SamuelError(
-            f"output name {name!r} resolves outside the render folder {root} "
+            f"output name {name!r:.120} resolves outside the render folder {root} "
             "(a symlink leads out); choose another name"
         )
 
