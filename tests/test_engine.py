@@ -486,3 +486,17 @@ def test_a_one_sample_job_does_not_blow_up_the_next_estimate(
     eng.capture.stop()  # type: ignore[union-attr]
     nxt = eng.submit("capture", "next", steps=1)
     assert 0 < nxt.eta_s < 60
+
+
+def test_engine_writes_the_configured_sample_rate(tmp_path: Path) -> None:
+    eng = Engine(make_config(tmp_path, "render.sample_rate=48000"),
+                 accompanist=Accompanist.random(TINY), capture=MemorySource(sine()),
+                 warm_up=False)
+    with eng:
+        eng.arm()
+        job = eng.wait(eng.submit("capture", "at48k", steps=1).id, 60)
+    assert job.result is not None, job.error
+    import soundfile as sf
+
+    info = sf.info(job.result.path)
+    assert info.samplerate == 48000 and info.frames == round(sine().shape[1] * 48000 / 44100)
