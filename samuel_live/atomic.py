@@ -58,7 +58,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         # libraries report a full disk their own way (soundfile: AssertionError, torch:
         # RuntimeError, safetensors: SafetensorError), so also ask the file system
         code = _no_room_errno(exc)
-        if code is None and isinstance(exc, Exception) and _nearly_full(path.parent):
+        if code is None and _foreign(exc) and _nearly_full(path.parent):
             code = errno.ENOSPC
         tmp.unlink(missing_ok=True)
         if code is not None:
@@ -135,6 +135,11 @@ def _no_room_errno(exc: BaseException) -> int | None:
                 return code
         link = link.__cause__ or link.__context__
     return None
+
+
+def _foreign(exc: BaseException) -> bool:
+    """An error from a library (ours already say what went wrong; Ctrl-C is no write error)."""
+    return isinstance(exc, Exception) and not isinstance(exc, SamuelError)
 
 
 def _nearly_full(folder: Path) -> bool:

@@ -130,20 +130,44 @@ DISK_FULL_SCRIPT = textwrap.dedent(
     import json, resource, signal, sys
     from pathlib import Path
     import numpy as np
+    from samuel_live.atomic import atomic_path
     from samuel_live.audio.io import write_audio_atomic
     from samuel_live.errors import DiskFullError
-    folder, limit = Path(sys.argv[1]), int(sys.argv[2])
+    folder, limit, writers = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
     old = write_audio_atomic(folder / "render.wav", np.zeros((2, 50), np.float32))
     before = old.read_bytes()
     if limit:  # past this size the kernel answers EFBIG (and SIGXFSZ, ignored here)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    try:
-        write_audio_atomic(old, np.full((2, 10 * 44100), 0.25, np.float32))
-        message = None
-    except DiskFullError as exc:
-        message = str(exc)
-    print(json.dumps({"message": message, "kept": old.read_bytes() == before,
+    audio = np.full((2, 10 * 44100), 0.25, np.float32)
+
+    def soundfile_to_path():  # how libsndfile reports a full disk: AssertionError
+        import soundfile as sf
+        with atomic_path(old) as tmp:
+            sf.write(str(tmp), audio.T, 44100, subtype="PCM_24", format="WAV")
+
+    def torch_save():  # RuntimeError from PytorchStreamWriter
+        import torch
+        with atomic_path(folder / "state.pt") as tmp:
+            torch.save({"w": torch.ones(300_000)}, tmp)
+
+    def safetensors_save():  # SafetensorError
+        import torch
+        from safetensors.torch import save_file
+        with atomic_path(folder / "model.safetensors") as tmp:
+            save_file({"w": torch.ones(300_000)}, str(tmp))
+
+    run = {"write_audio_atomic": lambda: write_audio_atomic(old, audio),
+           "soundfile": soundfile_to_path, "torch": torch_save,
+           "safetensors": safetensors_save}
+    messages = {}
+    for name in writers:
+        try:
+            run[name]()
+            messages[name] = None
+        except DiskFullError as exc:
+            messages[name] = str(exc)
+    print(json.dumps({"messages": messages, "kept": old.read_bytes() == before,
                       "files": sorted(p.name for p in folder.iterdir())}))
     """
 )
@@ -160,29 +184,37 @@ def test_full_disk_is_a_disk_full_error_and_keeps_the_old_file(tmp_path: Path) -
     folder.mkdir()
     if shutil.which("unshare") is None:
         pytest.skip("no unshare(1) here to mount a small tmpfs without root")
-    mount = 'mount -t tmpfs -o size=256k samuel-test "$1" || exit 77; exec "$2" -c "$3" "$1" 0'
+    mount = 'mount -t tmpfs -o size=256k samuel-test "$1" || exit 77; exec "$2" -c "$3" "$1" 0 "$4"'
+    writers = "write_audio_atomic,soundfile,torch,safetensors"
     out = subprocess.run(
         ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, "sh",
-         str(folder), sys.executable, DISK_FULL_SCRIPT],
+         str(folder), sys.executable, DISK_FULL_SCRIPT, writers],
         capture_output=True, text=True, timeout=120,
     )
     if out.returncode == 77 or (out.returncode != 0 and out.stderr.startswith("unshare:")):
         pytest.skip(f"cannot mount a small tmpfs here (user namespaces off?): {out.stderr[:200]}")
     result = _disk_full_result(out)
     assert result["files"] == ["render.wav"] and result["kept"]  # no temp left, old file intact
-    message = str(result["message"])
-    assert "render.wav" in message and "is full" in message
-    assert f"free space on {folder}" in message and "another output folder" in message
+    messages = result["messages"]
+    assert isinstance(messages, dict) and list(messages) == writers.split(",")
+    for writer, message in messages.items():
+        assert message is not None, f"{writer} did not raise DiskFullError"
+        assert "is full" in message and f"free space on {folder}" in message, writer
+        assert "another output folder" in message
+    assert "render.wav" in messages["write_audio_atomic"]
+    assert "state.pt" in messages["torch"]
 
 
 def test_file_size_limit_is_a_disk_full_error(tmp_path: Path) -> None:
     """A real EFBIG from RLIMIT_FSIZE (works unprivileged): same error, no temp file left."""
-    out = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(tmp_path), "200000"],
+    out = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(tmp_path), "200000",
+                          "write_audio_atomic"],
                          capture_output=True, text=True, timeout=120)
     result = _disk_full_result(out)
     assert result["files"] == ["render.wav"] and result["kept"]
-    assert "render.wav is too large for the file system" in str(result["message"])
-    assert f"free space on {tmp_path}" in str(result["message"])
+    for message in result["messages"].values():  # type: ignore[union-attr]
+        assert "render.wav is too large for the file system" in str(message)
+        assert f"free space on {tmp_path}" in str(message)
 
 
 def test_sweep_removes_only_our_stale_temps(tmp_path: Path) -> None:
