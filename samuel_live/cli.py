@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from samuel_live import __version__, errors
+from samuel_live.config import ServerConfig
 from samuel_live.render.commands import add_render_commands
 
 log = logging.getLogger("samuel_live")
@@ -195,7 +196,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from samuel_live.osc.commands import send
 
-    return send(args.host, args.port, args.address, args.args, args.timeout, args.tcp)
+    return send(args.host, send_port(args), args.address, args.args, args.timeout, args.tcp)
+
+
+def send_port(args: argparse.Namespace) -> int:
+    """`send --port`, else the server's default port for the chosen transport."""
+    return args.port or (ServerConfig.tcp_port if args.tcp else ServerConfig.udp_port)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -207,7 +213,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Sing, and get an accompaniment back: SAMUeL "
-                     "vocal-to-accompaniment diffusion for files, batches and live OSC work.",
+                     "vocal-to-accompaniment diffusion\nfor files, batches of stems and live "
+                     "work over OSC.\nNew here? Try `samuel-live doctor`.",
                      epilog=_exit_code_help(), formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -228,10 +235,11 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     sv = sub.add_parser("serve", help="run the engine and its OSC server")
     sv.add_argument("--config", help="TOML config file (`samuel-live config` writes one)")
     sv.add_argument("--set", action="append", default=[], help="override: section.key=value")
-    sv.add_argument("--host", help="bind address (default 127.0.0.1)")
-    sv.add_argument("--udp-port", type=int)
-    sv.add_argument("--tcp-port", type=int)
-    sv.add_argument("--http-port", type=int, help="OSCQuery namespace over HTTP (0 = off)")
+    sv.add_argument("--host", help=f"bind address (default {ServerConfig.host})")
+    sv.add_argument("--udp-port", type=int, help=f"default {ServerConfig.udp_port}")
+    sv.add_argument("--tcp-port", type=int, help=f"default {ServerConfig.tcp_port}; 0 = off")
+    sv.add_argument("--http-port", type=int, help="OSCQuery namespace over HTTP (default "
+                    f"{ServerConfig.http_port}; 0 = off)")
     sv.add_argument("--device", help="auto | cpu | cuda")
     sv.add_argument("--model", help="checkpoint (default: the starter model)")
     sv.add_argument("--render-folder")
@@ -240,11 +248,13 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     sv.set_defaults(func=cmd_serve)
     se = sub.add_parser("send", help="send one OSC message to a running engine, print replies")
     se.add_argument("address", help="e.g. /samuel/ping (`samuel-live schema` lists them)")
-    se.add_argument("args", nargs="*")
-    se.add_argument("--host", default="127.0.0.1")
-    se.add_argument("--port", type=int, default=9000)
-    se.add_argument("--tcp", action="store_true")
-    se.add_argument("--timeout", type=float, default=10.0)
+    se.add_argument("args", nargs="*", help="the message's arguments, e.g. 1 for /samuel/ping")
+    se.add_argument("--host", default=ServerConfig.host, help="default %(default)s")
+    se.add_argument("--port", type=int, help=f"default {ServerConfig.udp_port}, or "
+                    f"{ServerConfig.tcp_port} with --tcp")
+    se.add_argument("--tcp", action="store_true", help="send over TCP instead of UDP")
+    se.add_argument("--timeout", type=float, default=10.0,
+                    help="seconds to wait for the final reply (default %(default)s)")
     se.set_defaults(func=cmd_send)
     sc = sub.add_parser("schema", help="print the OSC namespace (JSON or a Markdown table)")
     sc.add_argument("--markdown", action="store_true")
@@ -262,7 +272,9 @@ def _add_setup_commands(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("models", help="list installed models: parameters, codec, size, hash")
     m.set_defaults(func=cmd_models)
     c = sub.add_parser("config", help="print an example engine.toml with every key explained",
-                       description="samuel-live config > engine.toml")
+                       description="Save it, edit it, use it:\n  samuel-live config > "
+                       "engine.toml\n  samuel-live serve --config engine.toml",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     c.set_defaults(func=cmd_config)
 
 

@@ -25,8 +25,9 @@ from samuel_live.cli import (
     exit_codes,
     installed_models,
     main,
+    send_port,
 )
-from samuel_live.config import Config, load_config
+from samuel_live.config import Config, ServerConfig, load_config
 from samuel_live.model.checkpoint import file_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,3 +206,10 @@ def test_devices_says_how_to_get_audio(capsys):
     else:
         assert code == 6
         assert out.err == f"samuel-live: error: no audio devices found; {NO_AUDIO_HINT}\n"
+
+
+def test_send_over_tcp_defaults_to_the_tcp_port():
+    parse = build_parser().parse_args
+    assert send_port(parse(["send", "/samuel/ping"])) == ServerConfig.udp_port
+    assert send_port(parse(["send", "/samuel/ping", "--tcp"])) == ServerConfig.tcp_port
+    assert send_port(parse(["send", "/samuel/ping", "--tcp", "--port", "9100"])) == 9100
