@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import socket
 import sys
 import tempfile
@@ -119,15 +120,23 @@ def check_ports(config: Config) -> list[Check]:
 
 
 def check_render_folder(config: Config) -> Check:
+    """Whether results can be written there; a missing folder is not created, only checked."""
     folder = Path(config.render.folder).expanduser()
+    fix = ("fix its permissions, or choose another: --set render.folder=DIR "
+           "(serve also takes --render-folder DIR)")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != folder:
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            return Check("render folder", "ok", f"{folder} (will be created)")
+        return Check("render folder", "fail",
+                     f"{folder} cannot be created: {existing} is not a writable folder", fix)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        return Check("render folder", "fail", f"{folder} is not writable ({exc.strerror})",
-                     "fix its permissions, or choose another: --set render.folder=DIR "
-                     "(serve also takes --render-folder DIR)")
+        return Check("render folder", "fail", f"{folder} is not writable ({exc.strerror})", fix)
     return Check("render folder", "ok", str(folder))
 
 

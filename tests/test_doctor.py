@@ -30,6 +30,15 @@ def test_unwritable_render_folder(tmp_path):
     blocker.write_text("x")
     cfg = load_config(None, [f"render.folder={blocker}/sub"])
     assert check_render_folder(cfg).level == "fail"
+    cfg = load_config(None, [f"render.folder={blocker}"])  # a file, not a folder
+    assert check_render_folder(cfg).level == "fail"
+
+
+def test_a_missing_render_folder_is_checked_not_created(tmp_path):
+    cfg = load_config(None, [f"render.folder={tmp_path}/a/b"])
+    check = check_render_folder(cfg)
+    assert check.level == "ok" and "will be created" in check.detail
+    assert not (tmp_path / "a").exists()
 
 
 def test_missing_model_blocks(tmp_path):
