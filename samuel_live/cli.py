@@ -128,7 +128,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         raise errors.ModelError(f"no models installed in {folder}; reinstall the package or "
                                 "train one with `samuel-live train`")
-    print(f"models in {folder} (use one with --model {folder}/NAME.safetensors):")
+    print(f"models in {folder} (generate/serve --model FOLDER/NAME.safetensors):")
     print(f"{'name':<16} {'parameters':>10}  {'codec':<10} {'size':>8}  sha256")
     for r in rows:
         params = f"{r['parameters'] / 1e6:.2f}M" if r["parameters"] is not None else "?"
