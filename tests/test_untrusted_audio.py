@@ -196,7 +196,7 @@ def test_unreadable_file_is_an_audio_input_error(tmp_path: Path) -> None:
             pytest.skip("running as root: file permissions do not stop reads here")
     except PermissionError:
         pass
-    with pytest.raises(AudioInputError, match=r"locked\.wav.*export it as"):
+    with pytest.raises(AudioInputError, match=r"locked\.wav \(Permission denied\); make the file"):
         read_audio(path)
 
 

@@ -102,6 +102,11 @@ class AudioHeader:
 
 def probe_audio(path: str | Path) -> AudioHeader:
     """Read the header of an audio file; AudioInputError if no decoder can open it."""
+    try:
+        Path(path).open("rb").close()
+    except OSError as exc:
+        raise AudioInputError(f"cannot open {path} ({exc.strerror}); make the file readable "
+                              "by this user or copy it somewhere that is") from exc
     errors: list[str] = []
     info: Any = None
     claim: tuple[float, int, int] | None = None
