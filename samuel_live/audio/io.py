@@ -1,8 +1,11 @@
 """Reading takes at 44.1 kHz stereo, and writing renders and sidecars atomically.
 
-A write goes to a temporary file in the destination folder, is flushed and fsynced, then
-renamed over the final name, so a crash or a full disk never leaves a half-written render
-where a DAW or a watcher might pick it up.
+Takes come from outside, so a file's header is checked before anything is allocated for it
+(sample rate, channels, truncation, a length and memory budget); every failure is an
+AudioInputError naming the file and what to do. A write is encoded in memory, then goes to a
+temporary file in the destination folder, is fsynced and renamed over the final name, so a
+crash or a full disk (DiskFullError) never leaves a half-written render where a DAW or a
+watcher might pick it up.
 """
 
 from __future__ import annotations
