@@ -159,7 +159,7 @@ def test_truncated_wav_header_says_what_it_promised(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_samples_are_refused(tmp_path: Path, bad: float) -> None:
     samples = np.zeros(100_000, np.float32)
-    samples[77_777] = bad  # past the first decoding block
+    samples[77_777] = bad
     path = _write_wav(tmp_path / "broken_float.wav", channels=1, bits=32, fmt=3,
                       data_bytes=samples.nbytes, payload=samples.tobytes())
     with pytest.raises(AudioInputError, match=r"broken_float\.wav contains NaN or infinite"):

@@ -35,7 +35,7 @@ MAX_DECODE_BYTES = 2**31
 MAX_CHANNELS = 64
 """Most channels a take may have; the first two are kept."""
 
-_CHUNK_FRAMES = 1 << 16
+_BLOCK_BYTES = 8 << 20  # decoded at a time, all channels (extra channels are dropped per block)
 _SLACK_FRAMES = 4096  # a compressed file may decode this much shorter than its header says
 _PLAIN_SUBTYPES = {"FLOAT", "DOUBLE", "ULAW", "ALAW"}
 
@@ -161,7 +161,7 @@ def _check_header(path: Path, h: AudioHeader, max_seconds: float) -> None:
             f"{path} claims to be {_duration(seconds)} long ({h.frames} frames at {h.rate} Hz); "
             f"takes of at most {_duration(max_seconds)} are read: trim it or split it"
         )
-    need = h.frames * min(h.channels, 2) * 4 + _CHUNK_FRAMES * h.channels * 4
+    need = h.frames * min(h.channels, 2) * 4 + _BLOCK_BYTES
     if need > MAX_DECODE_BYTES:
         raise AudioInputError(
             f"{path} ({_duration(seconds)} at {h.rate} Hz) needs {need / 2**30:.1f} GiB to "
@@ -198,15 +198,16 @@ def _decode(path: Path, h: AudioHeader) -> np.ndarray:
 
 def _blocks(path: Path, h: AudioHeader) -> Iterator[np.ndarray]:
     """Channel-first blocks of at most two channels, from the decoder that read the header."""
+    frames = max(1024, _BLOCK_BYTES // (4 * h.channels))
     if h.reader == "soundfile":
         with sf.SoundFile(str(path)) as f:
-            while (block := f.read(_CHUNK_FRAMES, dtype="float32", always_2d=True)).size:
+            while (block := f.read(frames, dtype="float32", always_2d=True)).size:
                 yield block[:, :2].T
         return
     from pedalboard.io import AudioFile
 
     with AudioFile(str(path)) as f:
-        while (block := np.asarray(f.read(_CHUNK_FRAMES), np.float32)).size:
+        while (block := np.asarray(f.read(frames), np.float32)).size:
             yield block[:2]
 
 
