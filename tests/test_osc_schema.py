@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from samuel_live.errors import SamuelError
+from samuel_live.osc.admission import Limits
 from samuel_live.osc.commands import parse_cli_args, schema_text
 from samuel_live.osc.handlers import Handlers, handler_name
 from samuel_live.osc.schema import (
     ACCESS_IN,
     ACCESS_OUT,
+    INT32_MAX,
+    INT32_MIN,
     Namespace,
     SchemaError,
     load_namespace,
@@ -139,3 +142,22 @@ def test_installed_layout_is_preferred(tmp_path: Path, monkeypatch: pytest.Monke
     (pkg / "schema" / "namespace.json").write_text(schema_path().read_text())
     monkeypatch.setattr(schema_module, "__file__", str(pkg / "osc" / "schema.py"))
     assert schema_module.schema_path() == pkg / "schema" / "namespace.json"
+
+
+def test_every_integer_argument_of_a_command_has_an_int32_range(ns: Namespace) -> None:
+    for method in ns.commands():
+        for arg in method.args:
+            if arg.tag == "i":
+                assert arg.values is not None or (
+                    arg.minimum is not None and arg.maximum is not None), (method.address, arg)
+                low = min(arg.values) if arg.values else arg.minimum
+                high = max(arg.values) if arg.values else arg.maximum
+                assert INT32_MIN <= low and high <= INT32_MAX, (method.address, arg.name)
+    with pytest.raises(SchemaError, match="32-bit"):  # and the check holds without a RANGE
+        ns.methods["/samuel/pong"].validate([2**31])
+
+
+def test_the_register_description_states_the_server_limits(ns: Namespace) -> None:
+    limits, text = Limits(), ns.methods["/samuel/client/register"].description
+    assert f"At most {limits.max_clients_per_host} clients per host" in text
+    assert f"{limits.max_clients} in all" in text and f"{limits.client_ttl_s:g} s" in text
