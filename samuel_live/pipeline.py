@@ -154,7 +154,19 @@ class Accompanist:
         overlap: int = 256,
     ) -> np.ndarray:
         """Accompaniment (2, n) for a (2, n) take of any length, exactly as long."""
-        n = vocal.shape[-1]
+        latent = self.accompany_latent(vocal, settings, progress=progress, overlap=overlap)
+        return self.decode(latent, vocal.shape[-1])
+
+    @torch.inference_mode()
+    def accompany_latent(
+        self,
+        vocal: np.ndarray,
+        settings: GenerateSettings,
+        *,
+        progress: Progress | None = None,
+        overlap: int = 256,
+    ) -> torch.Tensor:
+        """The accompaniment's codec latent (channels, ceil(n / hop)), de-normalised."""
         cond = self.encode_vocal(vocal)
         frames = cond.shape[-1]
         wins = plan_windows(frames, overlap=overlap)
@@ -167,9 +179,12 @@ class Accompanist:
                 cond[:, win.start : win.end], z[:, :, win.start : win.end], win.held, settings,
                 gen, _offset(progress, k * settings.steps, total),
             )
-        latent = self.stats.denorm_accomp(z[0, :, :frames])
+        return self.stats.denorm_accomp(z[0, :, :frames])
+
+    def decode(self, latent: torch.Tensor, samples: int) -> np.ndarray:
+        """Audio (2, ``samples``) of a de-normalised latent from ``accompany_latent``."""
         audio = self.codec.decode(latent)
-        return np.ascontiguousarray(audio[:, :n], dtype=np.float32)
+        return np.ascontiguousarray(audio[:, :samples], dtype=np.float32)
 
     @torch.inference_mode()
     def accompany_loop(

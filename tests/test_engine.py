@@ -175,11 +175,11 @@ class OutOfMemoryOnce(Accompanist):
 
     failed = False
 
-    def accompany(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def accompany_latent(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if not self.failed:
             self.failed = True
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-        return super().accompany(*args, **kwargs)
+        return super().accompany_latent(*args, **kwargs)
 
 
 def test_out_of_memory_is_reported_and_engine_keeps_serving(tmp_path: Path) -> None:

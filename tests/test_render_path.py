@@ -23,9 +23,10 @@ from samuel_live.errors import ModelError, SamuelError
 from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, save_checkpoint
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 from samuel_live.pipeline import Accompanist
+from samuel_live.render.output import write_result
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.sidecar import Sidecar, sidecar_path
-from samuel_live.render.take import TakeSpec, render_take, write_result
+from samuel_live.render.take import RenderedTake, TakeSpec, render_take
 from samuel_live.settings import GenerateSettings
 
 TINY = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32, cond_dim=16,
@@ -155,8 +156,8 @@ def test_sidecar_failure_leaves_no_result(tmp_path: Path) -> None:
     side = Sidecar(audio="", source="file:x", start_s=0.0, samples=100, sample_rate=SAMPLE_RATE,
                    settings={}, post=None, loop_bars=0, musical_time=None, model={})
     with pytest.raises(SamuelError):
-        write_result(out, np.zeros((2, 100), np.float32), side)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav.json"]
+        write_result(out, RenderedTake(np.zeros((2, 100), np.float32), b"MThd", (), side))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mid", "take.wav.json"]
 
 
 def test_render_take_uses_the_post_chain_it_is_given(tmp_path: Path) -> None:
@@ -167,8 +168,10 @@ def test_render_take_uses_the_post_chain_it_is_given(tmp_path: Path) -> None:
     settings = GenerateSettings(sampler="ddim", steps=1, seed=0)
     quiet = PostSection(preset="custom", chain=({"type": "gain", "gain_db": -40.0},),
                         loudness_lufs=None)
-    loud, side_loud = render_take(acc, vocal, settings, TakeSpec("x", post=None))
-    soft, side_soft = render_take(acc, vocal, settings, TakeSpec("x", post=quiet))
+    loud, side_loud = _audio_and_sidecar(render_take(acc, vocal, settings,
+                                                     TakeSpec("x", post=None)))
+    soft, side_soft = _audio_and_sidecar(render_take(acc, vocal, settings,
+                                                     TakeSpec("x", post=quiet)))
     assert side_loud.post is None and side_soft.post[0]["type"] == "gain"  # type: ignore[index]
     np.testing.assert_allclose(soft, loud * 10 ** (-40 / 20), atol=1e-5)  # below the limiter
 
@@ -205,7 +208,7 @@ def test_a_result_left_staged_by_a_killed_writer_is_swept(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    code = ("import sys, pathlib, os, signal; from samuel_live.render.take import staged_name; "
+    code = ("import sys, pathlib, os, signal; from samuel_live.render.output import staged_name; "
             "p = staged_name(pathlib.Path(sys.argv[1])); p.write_bytes(b'RIFF half'); "
             "print(p, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "take.wav")],
@@ -214,5 +217,12 @@ def test_a_result_left_staged_by_a_killed_writer_is_swept(tmp_path: Path) -> Non
     assert left.is_file() and left.name.startswith(".take.wav.")
     side = Sidecar(audio="", source="file:x", start_s=0.0, samples=100, sample_rate=SAMPLE_RATE,
                    settings={}, post=None, loop_bars=0, musical_time=None, model={})
-    write_result(tmp_path / "other.wav", np.zeros((2, 100), np.float32), side)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "other.wav.json"]
+    write_result(tmp_path / "other.wav", RenderedTake(np.zeros((2, 100), np.float32), b"MThd", (),
+                                                      side))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.mid", "other.wav",
+                                                          "other.wav.json"]
+
+
+def _audio_and_sidecar(take: RenderedTake) -> tuple[np.ndarray, Sidecar]:
+    assert take.audio is not None
+    return take.audio, take.sidecar

@@ -87,6 +87,7 @@ class JobResult:
     sidecar: Path
     sidecar_data: Sidecar
     duration_s: float
+    midi: Path | None = None  # the result's notes as a Standard MIDI File
 
     def _timing(self, key: str) -> float:
         value = self.sidecar_data.timings.get(key)

@@ -24,7 +24,9 @@ from samuel_live.engine.failures import describe_failure
 from samuel_live.engine.jobs import Job, JobQueue, JobResult, JobStatus, StepClock, running_eta
 from samuel_live.engine.models import ModelSlot
 from samuel_live.errors import JobCancelled, SamuelError
-from samuel_live.render.take import TakeSpec, render_take, write_result
+from samuel_live.render.output import midi_path, write_result
+from samuel_live.render.sidecar import sidecar_path
+from samuel_live.render.take import TakeSpec, render_take
 
 log = logging.getLogger(__name__)
 BACKGROUND_NICE = 10
@@ -139,8 +141,9 @@ class Worker:
         request = job.request
         spec = TakeSpec(source=request.source.describe(), post=request.post, loop=request.loop,
                         musical_time=request.musical_time, sample_rate=request.sample_rate)
-        audio, sidecar = render_take(model, vocal, request.settings, spec,
-                                     progress=self._progress_hook(job))
+        rendered = render_take(model, vocal, request.settings, spec,
+                               progress=self._progress_hook(job))
+        sidecar = rendered.sidecar
         self.clock.record(sidecar.timings["model_s"] or 0.0, job.total,
                           vocal.shape[-1] / SAMPLE_RATE)
         if job.cancel_requested:
@@ -161,11 +164,12 @@ class Worker:
                 "captured_adc_time": src.captured_adc},
         )
         request.output.parent.mkdir(parents=True, exist_ok=True)
-        path, sidecar = write_result(request.output, audio, sidecar, bit_depth=self._bit_depth)
-        job.result = JobResult(path=path, sidecar=path.with_name(path.name + ".json"),
-                               sidecar_data=sidecar, duration_s=sidecar.duration_s)
-        if sidecar.sample_rate == SAMPLE_RATE:
-            self._keep(job.id, audio)
+        path, sidecar = write_result(request.output, replace(rendered, sidecar=sidecar),
+                                     bit_depth=self._bit_depth)
+        job.result = JobResult(path=path, sidecar=sidecar_path(path), sidecar_data=sidecar,
+                               duration_s=sidecar.duration_s, midi=midi_path(path))
+        if rendered.audio is not None and sidecar.sample_rate == SAMPLE_RATE:
+            self._keep(job.id, rendered.audio)
         self.finish(job, JobStatus.DONE)
         if request.autoplay:
             self._autoplay(job)

@@ -23,8 +23,9 @@ import numpy as np
 from samuel_live.atomic import atomic_write_bytes
 from samuel_live.audio.io import read_audio
 from samuel_live.errors import SamuelError
+from samuel_live.render.output import midi_path, write_result
 from samuel_live.render.sidecar import Sidecar, read_sidecar, sidecar_path
-from samuel_live.render.take import Model, TakeSpec, render_take, write_result
+from samuel_live.render.take import Model, TakeSpec, render_take
 from samuel_live.settings import GenerateSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class StemRecord:
     status: str  # rendered | kept | failed
     error: str = ""
     seconds: float = 0.0
+    midi: str = ""  # the stem's notes as a Standard MIDI File
 
 
 def find_takes(inputs: Iterable[str | Path], exclude: Path | None = None) -> list[Path]:
@@ -138,9 +140,9 @@ def render(
 
         try:
             vocal = _load(job.take, vocals)
-            audio, sidecar = render_take(model, vocal, replace(settings, seed=job.seed),
-                                         _spec_for(job, spec), progress=step)
-            write_result(job.path, audio, sidecar, bit_depth=bit_depth)
+            rendered = render_take(model, vocal, replace(settings, seed=job.seed),
+                                   _spec_for(job, spec), progress=step)
+            _, sidecar = write_result(job.path, rendered, bit_depth=bit_depth)
         except SamuelError as exc:  # this stem fails; the rest of the batch goes on
             records.append(_record(job, "failed", 0.0, str(exc)))
             log.error("skipping %s: %s", job.path.name, exc)
@@ -161,7 +163,7 @@ def _kept(job: StemJob, settings: GenerateSettings, spec: TakeSpec, model: Model
           post: str) -> Sidecar | None:
     """The existing stem's sidecar if the stem is there and was made as now asked."""
     meta = sidecar_path(job.path)
-    if not job.path.is_file() or not meta.is_file():
+    if not job.path.is_file() or not meta.is_file() or not midi_path(job.path).is_file():
         return None
     try:
         old = read_sidecar(meta)
@@ -169,7 +171,7 @@ def _kept(job: StemJob, settings: GenerateSettings, spec: TakeSpec, model: Model
         return None
     want = {"settings": {**asdict(replace(settings, seed=job.seed))},
             "source": _spec_for(job, spec).source, "sample_rate": spec.sample_rate,
-            "loop_bars": spec.loop.bars if spec.loop else 0}
+            "loop_bars": spec.loop.bars if spec.loop else 0, "quantize": spec.quantize}
     same = all(getattr(old, k) == v for k, v in want.items())
     same = same and old.model.get("hash") == model.info().get("hash")
     same = same and _post_json(old.post) == post
@@ -208,5 +210,6 @@ def _load(take: Path, cache: dict[Path, np.ndarray | SamuelError]) -> np.ndarray
 
 def _record(job: StemJob, status: str, duration: float, error: str = "",
             seconds: float = 0.0) -> StemRecord:
+    midi = str(midi_path(job.path)) if status != "failed" else ""
     return StemRecord(str(job.take), job.variation, job.seed, str(job.path), round(duration, 6),
-                      status, error, round(seconds, 3))
+                      status, error, round(seconds, 3), midi)

@@ -16,6 +16,7 @@ from pathlib import Path
 from samuel_live import SAMPLE_RATE
 from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
+from samuel_live.render.midi import parse_grid
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.sidecar import Sidecar
 from samuel_live.render.take import LoopSpec, TakeSpec, check_sample_rate
@@ -44,6 +45,11 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
                    help="24 (default), 16, or 32 = float WAV")
     p.add_argument("--sample-rate", type=int,
                    help=f"sample rate of the result, e.g. 48000 (default {SAMPLE_RATE})")
+    p.add_argument("--quantize", metavar="GRID",
+                   help="snap the MIDI's notes to a grid: 1/4, 1/8, 1/16, 1/8T, ... "
+                        "(default: as played)")
+    p.add_argument("--midi-only", action="store_true",
+                   help="write the notes (.mid + sidecar) and no audio")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -62,11 +68,14 @@ def _post(args: argparse.Namespace) -> PostSection:
     return section
 
 
-def check_output(path: Path, bit_depth: int) -> None:
+def check_output(path: Path, bit_depth: int, midi_only: bool = False) -> None:
     """Refuse an unwritable output before minutes of generation, not after."""
     suffix = path.suffix.lower()
-    if suffix not in _FORMATS:
-        raise SamuelError(f"cannot write {path.name}: use a .wav or .flac file name")
+    if midi_only and suffix == ".mid":
+        pass
+    elif suffix not in _FORMATS:
+        raise SamuelError(f"cannot write {path.name}: use a .wav or .flac file name"
+                          + (" (or .mid with --midi-only)" if midi_only else ""))
     if suffix == ".flac" and bit_depth == 32:
         raise SamuelError("FLAC has no 32-bit float format: write .wav or use --bit-depth 24")
     if not path.expanduser().resolve().parent.is_dir():
@@ -90,17 +99,21 @@ def _loop(args: argparse.Namespace) -> tuple[LoopSpec | None, object]:
 def cmd_generate(args: argparse.Namespace) -> int:
     from samuel_live.audio.io import read_audio
     from samuel_live.pipeline import Accompanist
-    from samuel_live.render.take import render_take, write_result
+    from samuel_live.render.output import write_result
+    from samuel_live.render.take import render_take
 
     t0 = time.monotonic()
     out = Path(args.output).expanduser()
-    check_output(out, args.bit_depth)
+    check_output(out, args.bit_depth, args.midi_only)
+    if args.midi_only:
+        out = out.with_suffix(".mid")
     if args.start < 0 or (args.duration is not None and args.duration <= 0):
         raise SamuelError("--start must be >= 0 and --duration > 0 seconds")
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     request = _request(args, seed)
     post = _post(args)
     loop, given = _loop(args)
+    parse_grid(args.quantize)
     rate = check_sample_rate(args.sample_rate or SAMPLE_RATE)
     vocal = read_audio(args.vocal)
     start = int(round(args.start * SAMPLE_RATE))
@@ -112,14 +125,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     acc = Accompanist.load(args.model, args.device, args.codec_path)
     settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
     spec = TakeSpec(source=f"file:{Path(args.vocal).resolve()}", post=post, loop=loop,
-                    musical_time=given, sample_rate=rate, start_s=start / SAMPLE_RATE)
+                    musical_time=given, sample_rate=rate, start_s=start / SAMPLE_RATE,
+                    audio=not args.midi_only, quantize=args.quantize)
     t_load = time.monotonic()
     with _progress_bar("generate", args.quiet) as bar:
-        audio, sidecar = render_take(acc, vocal, settings, spec, progress=bar)
-    sidecar = _with_total(sidecar, load_s=t_load - t0, total_s=time.monotonic() - t0)
-    write_result(out, audio, sidecar, bit_depth=args.bit_depth)
-    print(f"{out}  ({sidecar.duration_s:.2f} s, seed {settings.seed}, "
-          f"model {sidecar.timings['model_s']:.2f} s)")
+        rendered = render_take(acc, vocal, settings, spec, progress=bar)
+    sidecar = _with_total(rendered.sidecar, load_s=t_load - t0, total_s=time.monotonic() - t0)
+    _, sidecar = write_result(out, replace(rendered, sidecar=sidecar), bit_depth=args.bit_depth)
+    print(f"{out}  ({sidecar.duration_s:.2f} s, {sidecar.notes} notes in {sidecar.midi}, "
+          f"seed {settings.seed}, model {sidecar.timings['model_s']:.2f} s)")
     return 0
 
 
@@ -131,16 +145,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise SamuelError("FLAC has no 32-bit float format: use --format wav or --bit-depth 24")
     request = _request(args, args.seed)
     post = _post(args)
+    parse_grid(args.quantize)
     rate = check_sample_rate(args.sample_rate or SAMPLE_RATE)
     out = Path(args.out).expanduser()
     takes = find_takes(args.takes, exclude=out)
     if not takes:
         raise SamuelError("no audio files found in the given takes/folders "
                           f"(files inside --out {out} are never takes)")
-    jobs = plan(takes, args.variations, args.seed, out, args.format)
+    jobs = plan(takes, args.variations, args.seed, out, "mid" if args.midi_only else args.format)
     acc = Accompanist.load(args.model, args.device, args.codec_path)
     settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
-    spec = TakeSpec(source="", post=post, sample_rate=rate)
+    spec = TakeSpec(source="", post=post, sample_rate=rate, audio=not args.midi_only,
+                    quantize=args.quantize)
+
     with _progress_bar("render", args.quiet) as bar:
         records = render(acc, jobs, settings, spec, out, bit_depth=args.bit_depth,
                          progress=lambda done, total, _eta: bar(done, total))

@@ -21,7 +21,7 @@ SIDECAR_FORMAT = "samuel-live.sidecar/1"
 class Sidecar:
     """What a result is and how it was made."""
 
-    audio: str  # the result's file name (same folder)
+    audio: str | None  # the result's audio file name (same folder); None for MIDI only
     source: str  # "file:PATH", "capture[a:b]", "region[a:b]"
     start_s: float  # where in the source the take starts
     samples: int
@@ -34,7 +34,9 @@ class Sidecar:
     timings: dict[str, float | None] = field(default_factory=dict)
     capture: dict[str, float | None] | None = None  # clocks of the newest captured frame
     job: int | None = None  # the engine's job id
-    midi: str | None = None  # reserved: the result's MIDI file name
+    midi: str | None = None  # the result's MIDI file name (same folder)
+    notes: int = 0  # how many notes the MIDI file holds
+    quantize: str | None = None  # the MIDI's grid, None = as played
     format: str = SIDECAR_FORMAT
 
     @property
@@ -46,7 +48,7 @@ class Sidecar:
 
     def same_render(self, other: Sidecar) -> bool:
         """True if both results were made the same way (settings, post, model, rate, loop)."""
-        keys = ("settings", "post", "loop_bars", "sample_rate", "source", "start_s")
+        keys = ("settings", "post", "loop_bars", "sample_rate", "source", "start_s", "quantize")
         return (all(getattr(self, k) == getattr(other, k) for k in keys)
                 and self.model.get("hash") == other.model.get("hash"))
 

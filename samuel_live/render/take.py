@@ -1,41 +1,42 @@
-"""One render path: a take in, accompaniment audio and its sidecar out, written safely.
+"""One render path: a take in; accompaniment audio, its notes as MIDI, and its sidecar out.
 
 ``render_take`` is what the CLI's ``generate``, batch ``render`` and the engine's worker all call:
-sampling (whole take or seamless loop), the post chain (built here, on the calling thread, from
-the frozen ``PostSection`` the request carries), the output sample rate, and the sidecar.
-``write_result`` puts the audio under its final name only once its sidecar is on disk.
+sampling (whole take or seamless loop), the notes, the post chain (built here, on the calling
+thread, from the frozen ``PostSection`` the request carries), the output sample rate, and the
+sidecar. ``samuel_live.render.output.write_result`` writes it.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
-from samuel_live.atomic import fsync_dir, sweep_stale_temps
 from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
-from samuel_live.render.sidecar import Sidecar, sidecar_path
+from samuel_live.render.midi import midi_file, parse_grid
+from samuel_live.render.notes import Note, notes_from_latent
+from samuel_live.render.sidecar import Sidecar
 from samuel_live.settings import GenerateSettings
 from samuel_live.timing import MusicalTime, resolve_time
 
 Progress = Callable[[int, int], None]
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
-STAGED = ".staged"  # infix of results waiting for their sidecar (swept if a kill left one)
 
 
 class Model(Protocol):
     """What rendering needs of an ``Accompanist``."""
 
-    def accompany(self, vocal: np.ndarray, settings: GenerateSettings, *,
-                  progress: Progress | None = None) -> np.ndarray: ...
+    def accompany_latent(self, vocal: np.ndarray, settings: GenerateSettings, *,
+                         progress: Progress | None = None) -> torch.Tensor: ...
+
+    def decode(self, latent: torch.Tensor, samples: int) -> np.ndarray: ...
 
     def accompany_loop(self, vocal: np.ndarray, settings: GenerateSettings, loop_samples: int,
                        *, progress: Progress | None = None) -> np.ndarray: ...
@@ -93,9 +94,24 @@ class TakeSpec:
     musical_time: MusicalTime | None = None  # the tempo given with the request, if any
     sample_rate: int = SAMPLE_RATE  # of the result
     start_s: float = 0.0  # where the take starts in its source
+    audio: bool = True  # False: notes (MIDI) only, no audio
+    quantize: str | None = None  # MIDI grid, e.g. "1/16"; None = as played
+    program: int = 0  # General MIDI program of the MIDI track
 
     def __post_init__(self) -> None:
         check_sample_rate(self.sample_rate)
+        parse_grid(self.quantize)
+
+
+@dataclass(frozen=True)
+class RenderedTake:
+    """A rendered take: its audio (None for MIDI only), its notes as a MIDI file, its sidecar
+    (``audio`` and ``midi`` names are filled in when it is written)."""
+
+    audio: np.ndarray | None
+    midi: bytes
+    notes: tuple[Note, ...]
+    sidecar: Sidecar
 
 
 def check_sample_rate(rate: int) -> int:
@@ -112,17 +128,21 @@ def render_take(
     spec: TakeSpec,
     *,
     progress: Progress | None = None,
-) -> tuple[np.ndarray, Sidecar]:
-    """Accompany a (2, n) 44.1 kHz take: the result at ``spec.sample_rate`` and its sidecar
-    (whose ``audio`` name is filled in by ``write_result``)."""
+) -> RenderedTake:
+    """Accompany a (2, n) 44.1 kHz take: audio at ``spec.sample_rate`` through the post chain,
+    its notes as MIDI, and the sidecar saying how it was made."""
     from samuel_live.post.chain import build_chain
 
-    chain = build_chain(spec.post) if spec.post is not None else None  # plugins load here
+    chain = build_chain(spec.post) if spec.post is not None and spec.audio else None
     t0 = time.monotonic()
     tempo = spec.musical_time
+    codec = model.info().get("codec")
     if spec.loop is None:
-        audio = model.accompany(vocal, settings, progress=progress)
+        latent = model.accompany_latent(vocal, settings, progress=progress)
         dry = vocal
+        audio = model.decode(latent, vocal.shape[1]) if spec.audio or codec != "harmonic" \
+            else None
+        bands = latent.numpy() if codec == "harmonic" else harmonic_bands(audio)
     else:
         tempo = spec.loop.resolve(vocal)
         n = spec.loop.samples(tempo)
@@ -132,28 +152,57 @@ def render_take(
                               f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, ask for fewer bars")
         dry = vocal[:, -n:]  # the newest bars of the take
         audio = model.accompany_loop(dry, settings, n, progress=progress)
+        bands = harmonic_bands(audio)
     t1 = time.monotonic()
+    notes = tuple(notes_from_latent(bands, duration_s=dry.shape[1] / SAMPLE_RATE))
+    tempo = tempo or _tempo_of(vocal)
+    midi = midi_file(notes, tempo, grid=parse_grid(spec.quantize), program=spec.program)
     rate = spec.sample_rate
-    if rate != SAMPLE_RATE:
+    samples = int(round(dry.shape[1] * rate / SAMPLE_RATE))
+    if audio is not None and not spec.audio:
+        audio = None
+    if audio is not None and rate != SAMPLE_RATE:
         exact = spec.loop.samples(tempo, rate) if spec.loop is not None else None
         audio = convert_rate(audio, rate, exact, periodic=spec.loop is not None)
         dry = convert_rate(dry, rate, audio.shape[1], periodic=spec.loop is not None)
-    if chain is not None:
+    if audio is not None and chain is not None:
         audio = (chain.process(audio, vocal=dry, sample_rate=rate) if spec.loop is None
                  else chain.process_loop(audio, vocal=dry, sample_rate=rate))
+    if audio is not None:
+        audio, samples = np.ascontiguousarray(audio, dtype=np.float32), audio.shape[1]
     t2 = time.monotonic()
     sidecar = Sidecar(
-        audio="", source=spec.source, start_s=round(spec.start_s, 6), samples=audio.shape[1],
+        audio=None, source=spec.source, start_s=round(spec.start_s, 6), samples=samples,
         sample_rate=rate, settings=_settings_json(settings),
         post=chain.describe() if chain is not None else None,
         loop_bars=spec.loop.bars if spec.loop is not None else 0,
-        musical_time=None if tempo is None else {
-            "bpm": tempo.bpm, "beats_per_bar": tempo.beats_per_bar,
-            "beat_unit": tempo.beat_unit, "source": tempo.source},
+        musical_time={"bpm": tempo.bpm, "beats_per_bar": tempo.beats_per_bar,
+                      "beat_unit": tempo.beat_unit, "source": tempo.source},
         model=model_summary(model.info()),
         timings={"model_s": round(t1 - t0, 4), "post_s": round(t2 - t1, 4)},
+        notes=len(notes), quantize=spec.quantize,
     )
-    return np.ascontiguousarray(audio, dtype=np.float32), sidecar
+    return RenderedTake(audio, midi, notes, sidecar)
+
+
+def harmonic_bands(audio: np.ndarray) -> np.ndarray:
+    """The semitone-band latent of any audio (how notes are found in a non-harmonic result)."""
+    return _analyser().encode(audio).numpy()
+
+
+@functools.cache
+def _analyser() -> Any:
+    from samuel_live.codec.harmonic import HarmonicCodec
+
+    return HarmonicCodec()
+
+
+def _tempo_of(vocal: np.ndarray) -> MusicalTime:
+    """The take's own tempo for its MIDI file; 120 bpm in 4/4 when it has none to find."""
+    try:
+        return resolve_time(None, None, None, vocal)
+    except SamuelError:
+        return MusicalTime(120.0, 4, "default", 4)
 
 
 def convert_rate(audio: np.ndarray, rate: int, length: int | None = None, *,
@@ -171,36 +220,6 @@ def convert_rate(audio: np.ndarray, rate: int, length: int | None = None, *,
         out = out[:, :length] if out.shape[1] >= length else np.pad(
             out, ((0, 0), (0, length - out.shape[1])))
     return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def write_result(path: str | Path, audio: np.ndarray, sidecar: Sidecar, *,
-                 bit_depth: int = 24) -> tuple[Path, Sidecar]:
-    """Write the sidecar, then the audio under its final name: a result never appears without
-    its sidecar, and neither is ever half-written. Returns the audio path and the sidecar."""
-    from samuel_live.audio.io import write_audio_atomic, write_json_atomic
-
-    path = Path(path)
-    sidecar = replace(sidecar, audio=path.name)
-    sweep_stale_temps(path.parent)  # what a killed writer left here before
-    stage = staged_name(path)
-    try:
-        write_audio_atomic(stage, audio, sidecar.sample_rate, bit_depth)
-        write_json_atomic(sidecar_path(path), sidecar.to_json())
-        os.replace(stage, path)
-    except OSError as exc:  # a folder where the file should go, permissions, ...
-        stage.unlink(missing_ok=True)
-        raise SamuelError(f"cannot write {path} or its sidecar: {exc.strerror or exc}; choose "
-                          "another output name or folder") from exc
-    except BaseException:
-        stage.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path, sidecar
-
-
-def staged_name(path: Path) -> Path:
-    """Where a result waits for its sidecar: hidden, beside it, same format suffix."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}{STAGED}{path.suffix}")
 
 
 def model_summary(info: dict[str, Any]) -> dict[str, Any]:
