@@ -272,6 +272,7 @@ class Transport:
             sock.setblocking(False)
             # A small kernel buffer: what a slow reader holds is mostly our queue, capped.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_SEND_BUFFER)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies are small
             with self._lock:
                 conn, self._next_conn = self._next_conn, self._next_conn + 1
                 stream = _Stream(sock, Peer("tcp", host, addr[1], conn))
