@@ -22,13 +22,14 @@ class GenerateSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from samuel_live.errors import SamuelError
+        from samuel_live.errors import InvalidArgumentError
 
         if self.sampler not in SAMPLER_NAMES:
-            raise SamuelError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLER_NAMES}")
+            raise InvalidArgumentError(
+                f"unknown sampler {self.sampler!r}; choose one of {SAMPLER_NAMES}")
         if not 1 <= self.steps <= 800:
-            raise SamuelError(f"steps must be between 1 and 800, got {self.steps}")
+            raise InvalidArgumentError(f"steps must be between 1 and 800, got {self.steps}")
         if not 0.0 <= self.cfg <= 20.0:
-            raise SamuelError(f"cfg must be between 0 and 20, got {self.cfg}")
+            raise InvalidArgumentError(f"cfg must be between 0 and 20, got {self.cfg}")
         if not 0 <= self.seed < 2**32:
-            raise SamuelError(f"seed must be between 0 and 2^32 - 1, got {self.seed}")
+            raise InvalidArgumentError(f"seed must be between 0 and 2^32 - 1, got {self.seed}")

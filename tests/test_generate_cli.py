@@ -87,6 +87,6 @@ def test_unwritable_output_is_refused_before_generating(tmp_path, capsys):
                        ("missing/o.wav", [])):
         code = main(["generate", str(tmp_path / "v.wav"), "-o", str(tmp_path / out),
                      "--model", str(tmp_path / "no-model-needed.safetensors"), *extra])
-        assert code == 1  # a plain SamuelError (exit codes: samuel_live/cli.py exit_codes)
+        assert code == 2  # a usage error (exit codes: samuel_live/cli.py exit_codes)
         err = capsys.readouterr().err
         assert "no model" not in err  # refused before the model was even looked for

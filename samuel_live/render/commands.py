@@ -15,7 +15,7 @@ from pathlib import Path
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.config import PostSection
-from samuel_live.errors import SamuelError
+from samuel_live.errors import InvalidArgumentError
 from samuel_live.render.midi import parse_grid
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.sidecar import Sidecar
@@ -74,12 +74,13 @@ def check_output(path: Path, bit_depth: int, midi_only: bool = False) -> None:
     if midi_only and suffix == ".mid":
         pass
     elif suffix not in _FORMATS:
-        raise SamuelError(f"cannot write {path.name}: use a .wav or .flac file name"
+        raise InvalidArgumentError(f"cannot write {path.name}: use a .wav or .flac file name"
                           + (" (or .mid with --midi-only)" if midi_only else ""))
     if suffix == ".flac" and bit_depth == 32:
-        raise SamuelError("FLAC has no 32-bit float format: write .wav or use --bit-depth 24")
+        raise InvalidArgumentError(
+            "FLAC has no 32-bit float format: write .wav or use --bit-depth 24")
     if not path.expanduser().resolve().parent.is_dir():
-        raise SamuelError(f"cannot write {path}: its folder does not exist")
+        raise InvalidArgumentError(f"cannot write {path}: its folder does not exist")
 
 
 def _loop(args: argparse.Namespace) -> tuple[LoopSpec | None, object]:
@@ -108,7 +109,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.midi_only:
         out = out.with_suffix(".mid")
     if args.start < 0 or (args.duration is not None and args.duration <= 0):
-        raise SamuelError("--start must be >= 0 and --duration > 0 seconds")
+        raise InvalidArgumentError("--start must be >= 0 and --duration > 0 seconds")
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     request = _request(args, seed)
     post = _post(args)
@@ -119,7 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     start = int(round(args.start * SAMPLE_RATE))
     stop = start + int(round(args.duration * SAMPLE_RATE)) if args.duration else vocal.shape[1]
     if start >= vocal.shape[1]:
-        raise SamuelError(f"--start {args.start} s is past the end of {args.vocal} "
+        raise InvalidArgumentError(f"--start {args.start} s is past the end of {args.vocal} "
                           f"({vocal.shape[1] / SAMPLE_RATE:.2f} s)")
     vocal = vocal[:, start:stop]
     acc = Accompanist.load(args.model, args.device, args.codec_path)
@@ -142,7 +143,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from samuel_live.render.batch import find_takes, plan, render
 
     if args.format == "flac" and args.bit_depth == 32:
-        raise SamuelError("FLAC has no 32-bit float format: use --format wav or --bit-depth 24")
+        raise InvalidArgumentError(
+            "FLAC has no 32-bit float format: use --format wav or --bit-depth 24")
     request = _request(args, args.seed)
     post = _post(args)
     parse_grid(args.quantize)
@@ -150,7 +152,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     takes = find_takes(args.takes, exclude=out)
     if not takes:
-        raise SamuelError("no audio files found in the given takes/folders "
+        raise InvalidArgumentError("no audio files found in the given takes/folders "
                           f"(files inside --out {out} are never takes)")
     jobs = plan(takes, args.variations, args.seed, out, "mid" if args.midi_only else args.format)
     acc = Accompanist.load(args.model, args.device, args.codec_path)

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterable
 from fractions import Fraction
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import InvalidArgumentError
 from samuel_live.render.notes import Note
 from samuel_live.timing import MusicalTime
 
@@ -26,7 +26,8 @@ def parse_grid(text: str | None) -> Fraction | None:
     if text is None or text.lower() in ("", "off", "none"):
         return None
     if text not in GRIDS:
-        raise SamuelError(f"quantize grid {text!r} is not one of {', '.join(GRIDS)} (or off)")
+        raise InvalidArgumentError(
+            f"quantize grid {text!r} is not one of {', '.join(GRIDS)} (or off)")
     base = Fraction(text.rstrip("T"))
     return base * Fraction(2, 3) if text.endswith("T") else base
 
@@ -35,7 +36,7 @@ def midi_file(notes: Iterable[Note], tempo: MusicalTime, *, grid: Fraction | Non
               program: int = 0, channel: int = 0) -> bytes:
     """The bytes of a type-1 SMF holding ``notes`` at ``tempo`` (and its meter)."""
     if not 0 <= program <= 127 or not 0 <= channel <= 15:
-        raise SamuelError(f"MIDI program must be 0..127 and channel 0..15, got {program}, "
+        raise InvalidArgumentError(f"MIDI program must be 0..127 and channel 0..15, got {program}, "
                           f"{channel}")
     per_s = tempo.bpm / 60.0 * PPQ
     step = int(grid * 4 * PPQ) if grid is not None else 0

@@ -19,7 +19,7 @@ import torch
 
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.config import PostSection
-from samuel_live.errors import SamuelError
+from samuel_live.errors import InvalidArgumentError, SamuelError
 from samuel_live.render.midi import midi_file, parse_grid
 from samuel_live.render.notes import Note, notes_from_latent
 from samuel_live.render.sidecar import Sidecar
@@ -57,9 +57,9 @@ class LoopSpec:
 
     def __post_init__(self) -> None:
         if self.bars < 1:
-            raise SamuelError(f"a loop needs at least one bar, got {self.bars}")
+            raise InvalidArgumentError(f"a loop needs at least one bar, got {self.bars}")
         if self.transport is not None and self.samples(self.transport) > WINDOW_SAMPLES:
-            raise SamuelError(
+            raise InvalidArgumentError(
                 f"{self.bars} bars at {self.transport.bpm:g} bpm are longer than "
                 f"{WINDOW_SAMPLES / SAMPLE_RATE:.2f} s, the longest loop; ask for fewer bars")
 
@@ -116,8 +116,9 @@ class RenderedTake:
 
 def check_sample_rate(rate: int) -> int:
     if not MIN_SAMPLE_RATE <= int(rate) <= MAX_SAMPLE_RATE:
-        raise SamuelError(f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}; "
-                          "use the rate of your DAW session, e.g. 44100 or 48000")
+        raise InvalidArgumentError(
+            f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}; "
+            "use the rate of your DAW session, e.g. 44100 or 48000")
     return int(rate)
 
 
