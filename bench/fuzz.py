@@ -66,7 +66,8 @@ def bad_packet(rng: random.Random) -> bytes:
     """One malformed or hostile packet (never empty)."""
     # (no valid cancel of job 1: that is the background job, and any client may cancel it)
     valid = [encode("/samuel/generate", ("capture", "x", 1, 2)), encode("/samuel/ping", (1,)),
-             encode("/samuel/cancel", (999_999,)), encode("/samuel/post/set", ('[{"type":"gain"}]',)),
+             encode("/samuel/cancel", (999_999,)),
+             encode("/samuel/post/set", ('[{"type":"gain"}]',)),
              encode("/samuel/client/register", (0,)), encode("/samuel/model/load", ("/etc",))]
     kind = rng.randrange(14)
     if kind == 0:
