@@ -74,9 +74,10 @@ def notes_from_latent(latent: np.ndarray, options: NoteOptions = NoteOptions(), 
     shortest = SMEAR_FRACTION * analysis_seconds()
     notes: list[Note] = []
     for band in range(64):
+        least = max(options.min_seconds, shortest[band]) / frame_s - 1.0  # frames
         for a, b in _runs(candidate[band]):
-            if level[band, a:b].max() < high:
-                continue
+            if b - a < least or level[band, a:b].max() < high:
+                continue  # too short to hold a note, or never loud enough
             for s, e in _split(level[band], a, b, options.split_db):
                 if _is_overtone(level, band, s, e, options.overtone_db):
                     continue
@@ -117,12 +118,14 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def _split(level: np.ndarray, a: int, b: int, dip_db: float) -> list[tuple[int, int]]:
     """Split [a, b) at every frame that dips ``dip_db`` below the peaks on both sides."""
+    seg = level[a:b]
+    k = np.arange(1, len(seg) - 1)
+    dips = k[(seg[k] <= seg[k - 1]) & (seg[k] < seg[k + 1])] if len(seg) > 2 else k
     cuts = [a]
-    for k in range(a + 1, b - 1):
-        if level[k] <= level[k - 1] and level[k] < level[k + 1]:
-            left, right = level[cuts[-1]:k].max(), level[k + 1:b].max()
-            if min(left, right) - level[k] >= dip_db:
-                cuts.append(k)
+    for d in dips:
+        left, right = level[cuts[-1]:a + d].max(), seg[d + 1:].max()
+        if min(left, right) - seg[d] >= dip_db:
+            cuts.append(a + int(d))
     cuts.append(b)
     return [(s, e) for s, e in zip(cuts[:-1], cuts[1:], strict=True) if e > s]
 
