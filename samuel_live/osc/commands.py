@@ -78,6 +78,10 @@ def send(host: str, port: int, address: str, args: list[str], timeout: float = 1
         return 1
     try:
         client = OscClient(host, port, tcp=tcp, namespace=namespace)
+        if not tcp and _is_loopback(host):
+            # Connected, the socket hears the kernel's "port unreachable" at once when no
+            # server listens, instead of waiting out the timeout.
+            client.sock.connect((host, port))
     except OSError as exc:
         print(f"samuel-live send: {not_answering(host, port, tcp, exc.strerror or str(exc))}",
               file=sys.stderr)
@@ -90,6 +94,15 @@ def send(host: str, port: int, address: str, args: list[str], timeout: float = 1
             print(f"samuel-live send: {not_answering(host, port, tcp, exc.strerror or str(exc))}",
                   file=sys.stderr)
             return 1
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def not_answering(host: str, port: int, tcp: bool, why: str) -> str:
