@@ -19,8 +19,9 @@ from samuel_live.engine.paths import (
     output_path,
 )
 from samuel_live.errors import ModelError, SamuelError
+from samuel_live.render.output import write_result
 from samuel_live.render.sidecar import Sidecar
-from samuel_live.render.take import write_result
+from samuel_live.render.take import RenderedTake
 
 
 def test_the_longest_name_allowed_is_written_with_its_sidecar(tmp_path: Path) -> None:
@@ -33,11 +34,12 @@ def test_the_longest_name_allowed_is_written_with_its_sidecar(tmp_path: Path) ->
         side = Sidecar(audio="", source="file:x", start_s=0.0, samples=100,
                        sample_rate=SAMPLE_RATE, settings={}, post=None, loop_bars=0,
                        musical_time=None, model={})
-        write_result(path, np.zeros((2, 100), np.float32), side)  # staged, temp, sidecar files
+        take = RenderedTake(np.zeros((2, 100), np.float32), b"MThd", (), side)
+        write_result(path, take)  # its staged, temp, MIDI and sidecar files
         assert path.is_file() and path.with_name(path.name + SIDECAR_SUFFIX).is_file()
         with pytest.raises(SamuelError, match="bytes"):
             output_path(tmp_path, f"sub/{stem}x{suffix}")
-    assert len(list((tmp_path / "sub").iterdir())) == 4
+    assert len(list((tmp_path / "sub").iterdir())) == 6  # audio, sidecar and MIDI, twice
 
 
 def test_a_name_short_in_characters_but_long_in_bytes_is_refused(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ SIDECAR_SUFFIX = ".json"
 """Appended to a result's file name for its JSON sidecar."""
 # Names the writers derive from a result's name (a pid has at most 10 digits):
 # the atomic writer's temp file ".<name>.samuel-<pid>-<8 random>.tmp" (samuel_live.atomic), and
-# the staged result ".<name>.<pid>-<6 hex>.staged<.wav|.flac>" (samuel_live.render.take), which
+# the staged result ".<name>.<pid>-<6 hex>.staged<.wav|.flac>" (samuel_live.render.output), which
 # itself is written through a temp file.
 _PID_DIGITS = 10
 _TEMP_EXTRA = len(".") + len(".samuel-") + _PID_DIGITS + len("-") + 8 + len(".tmp")
