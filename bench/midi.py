@@ -1,4 +1,5 @@
-"""Seconds to turn a 47.55 s accompaniment into notes and a Standard MIDI File.
+"""Seconds to turn a 47.55 s accompaniment into notes and a Standard MIDI File, and to play
+those notes on a SoundFont instrument.
 
 Run: python bench/midi.py. Uses a dense synthetic accompaniment (four-note chords every half
 second, with overtones) encoded by the harmonic codec, i.e. the latent a result carries.
@@ -12,6 +13,8 @@ import numpy as np
 
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.codec.harmonic import HarmonicCodec
+from samuel_live.config import SYSTEM_SOUNDFONT_DIRS
+from samuel_live.render.instrument import Instrument, find_soundfont, render_notes
 from samuel_live.render.midi import midi_file, parse_grid
 from samuel_live.render.notes import notes_from_latent
 from samuel_live.timing import MusicalTime
@@ -38,6 +41,16 @@ def main() -> None:
         best_notes, best_midi = min(best_notes, t1 - t0), min(best_midi, t2 - t1)
     print(f"47.55 s clip: {len(notes)} notes; notes {best_notes * 1000:.1f} ms, "
           f"MIDI file {best_midi * 1000:.1f} ms ({len(data)} bytes); best of 5")
+    soundfont = find_soundfont(SYSTEM_SOUNDFONT_DIRS)
+    if soundfont is None:
+        print("no General MIDI SoundFont found: instrument rendering not timed")
+        return
+    for program in (0, 48):
+        instrument = Instrument(soundfont, program)
+        t0 = time.perf_counter()
+        render_notes(notes, instrument, WINDOW_SAMPLES, SAMPLE_RATE)
+        print(f"played on {instrument.name} ({soundfont.name}, SoundFont load included): "
+              f"{time.perf_counter() - t0:.2f} s")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,13 @@ class ModelSection:
     codec_path: str = ""  # Stable Audio Open checkpoint for models trained on the "sao" codec
 
 
+SYSTEM_SOUNDFONT_DIRS = (
+    "/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts",
+    "~/.local/share/soundfonts", "~/Library/Audio/Sounds/Banks", "C:/soundfonts",
+)
+"""Where Linux, macOS and Windows users keep General MIDI SoundFonts (searched in order)."""
+
+
 @dataclass(frozen=True)
 class RenderSection:
     """Where results go and how they are written."""
@@ -61,6 +68,9 @@ class RenderSection:
     bit_depth: int = 24  # 16 | 24 | 32 (float WAV)
     allowed_input_dirs: tuple[str, ...] = ()  # folders file sources may be read from
     sample_rate: int | None = None  # results' rate; None = the model's own (44.1 kHz)
+    instrument: str = ""  # play results' notes on this GM instrument (name or 0-127); "" = off
+    soundfont: str = ""  # the SoundFont for instruments; "" = the best one in soundfont_dirs
+    soundfont_dirs: tuple[str, ...] = SYSTEM_SOUNDFONT_DIRS  # folders SoundFonts may come from
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from samuel_live.audio.io import read_audio
 from samuel_live.errors import SamuelError
 from samuel_live.render.output import midi_path, write_result
 from samuel_live.render.sidecar import Sidecar, read_sidecar, sidecar_path
-from samuel_live.render.take import Model, TakeSpec, render_take
+from samuel_live.render.take import Model, Progress, TakeSpec, render_take
 from samuel_live.settings import GenerateSettings
 
 log = logging.getLogger(__name__)
@@ -116,50 +116,90 @@ def render(
 
     ``settings.seed`` is replaced by each job's seed; ``spec.source`` by each take's path.
     """
+
+    def here(todo: list[StemJob], tick: Progress) -> Iterator[StemRecord]:
+        cache: dict[Path, np.ndarray | SamuelError] = {}
+        for job in todo:
+            yield render_stem(model, job, settings, spec, bit_depth=bit_depth, cache=cache,
+                              progress=tick)
+
+    return drive(model.info(), jobs, settings, spec, out, here, progress=progress)
+
+
+StemRunner = Callable[[list[StemJob], Progress], Iterable[StemRecord]]
+
+
+def drive(
+    info: dict[str, Any],
+    jobs: list[StemJob],
+    settings: GenerateSettings,
+    spec: TakeSpec,
+    out: Path,
+    run: StemRunner,
+    *,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> list[StemRecord]:
+    """The batch around the stems: keep those made as now asked (``info`` is the model's),
+    have ``run`` render the rest (one record each, in any order; it may report progress within
+    a stem through the callback it is given) and keep the manifest true after every stem.
+    Records come back in job order."""
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"model": model.info(), "settings": {**asdict(settings), "seed": None},
+    meta = {"model": info, "settings": {**asdict(settings), "seed": None},
             "post": spec.post is not None and asdict(spec.post) or None}
     post = _post_json(_describe(spec))
-    kept_by_path = {j.path: _kept(j, settings, spec, model, post) for j in jobs}
-    total_steps = sum(k is None for k in kept_by_path.values()) * settings.steps
-    done_steps, t0 = 0, time.monotonic()
-    records: list[StemRecord] = []
-    vocals: dict[Path, np.ndarray | SamuelError] = {}
-    for job in jobs:
-        kept = kept_by_path[job.path]
-        if kept is not None:
-            records.append(_record(job, "kept", kept.duration_s))
-            continue
-        t1 = time.monotonic()
+    kept_by_path = {j.path: _kept(j, settings, spec, info, post) for j in jobs}
+    todo = [j for j in jobs if kept_by_path[j.path] is None]
+    order = {str(j.path): i for i, j in enumerate(jobs)}
+    records = [_record(j, "kept", k.duration_s) for j in jobs
+               if (k := kept_by_path[j.path]) is not None]
+    total_steps, done, t0 = len(todo) * settings.steps, [0], time.monotonic()
 
-        def step(i: int, n: int, base: int = done_steps) -> None:
-            if progress:
-                finished = base + i * settings.steps / n
-                rate = (time.monotonic() - t0) / max(finished, 1e-9)
-                progress(int(finished), total_steps, rate * (total_steps - finished))
+    def tick(i: int, n: int) -> None:
+        if progress:
+            finished = (done[0] + i / n) * settings.steps
+            rate = (time.monotonic() - t0) / max(finished, 1e-9)
+            progress(int(finished), total_steps, rate * (total_steps - finished))
 
-        try:
-            vocal = _load(job.take, vocals)
-            rendered = render_take(model, vocal, replace(settings, seed=job.seed),
-                                   _spec_for(job, spec), progress=step)
-            _, sidecar = write_result(job.path, rendered, bit_depth=bit_depth)
-        except SamuelError as exc:  # this stem fails; the rest of the batch goes on
-            records.append(_record(job, "failed", 0.0, str(exc)))
-            log.error("skipping %s: %s", job.path.name, exc)
-        else:
-            records.append(_record(job, "rendered", sidecar.duration_s,
-                                   seconds=time.monotonic() - t1))
-        done_steps += settings.steps
+    for record in run(todo, tick):
+        records.append(record)
+        done[0] += 1
+        tick(0, 1)
+        records.sort(key=lambda r: order[r.path])
         _save_manifest(out, records, meta)  # a killed batch still leaves a true manifest
     _save_manifest(out, records, meta)
     return records
+
+
+def render_stem(
+    model: Model,
+    job: StemJob,
+    settings: GenerateSettings,
+    spec: TakeSpec,
+    *,
+    bit_depth: int = 24,
+    cache: dict[Path, np.ndarray | SamuelError] | None = None,
+    progress: Progress | None = None,
+) -> StemRecord:
+    """Render one stem and write it (audio, MIDI, sidecar: nothing half-written); a
+    SamuelError (a bad take, a full disk) fails this stem only. ``cache`` keeps the last take
+    read, for its next variation."""
+    t1 = time.monotonic()
+    try:
+        vocal = _load(job.take, cache if cache is not None else {})
+        rendered = render_take(model, vocal, replace(settings, seed=job.seed),
+                               _spec_for(job, spec), progress=progress)
+        _, sidecar = write_result(job.path, rendered, bit_depth=bit_depth)
+    except SamuelError as exc:  # this stem fails; the rest of the batch goes on
+        log.error("skipping %s: %s", job.path.name, exc)
+        return _record(job, "failed", 0.0, str(exc))
+    return _record(job, "rendered", sidecar.duration_s, seconds=time.monotonic() - t1)
 
 
 def _spec_for(job: StemJob, spec: TakeSpec) -> TakeSpec:
     return replace(spec, source=f"file:{job.take.resolve()}")
 
 
-def _kept(job: StemJob, settings: GenerateSettings, spec: TakeSpec, model: Model,
+def _kept(job: StemJob, settings: GenerateSettings, spec: TakeSpec, info: dict[str, Any],
           post: str) -> Sidecar | None:
     """The existing stem's sidecar if the stem is there and was made as now asked."""
     meta = sidecar_path(job.path)
@@ -171,9 +211,10 @@ def _kept(job: StemJob, settings: GenerateSettings, spec: TakeSpec, model: Model
         return None
     want = {"settings": {**asdict(replace(settings, seed=job.seed))},
             "source": _spec_for(job, spec).source, "sample_rate": spec.sample_rate,
-            "loop_bars": spec.loop.bars if spec.loop else 0, "quantize": spec.quantize}
+            "loop_bars": spec.loop.bars if spec.loop else 0, "quantize": spec.quantize,
+            "instrument": spec.instrument.describe() if spec.instrument else None}
     same = all(getattr(old, k) == v for k, v in want.items())
-    same = same and old.model.get("hash") == model.info().get("hash")
+    same = same and old.model.get("hash") == info.get("hash")
     same = same and _post_json(old.post) == post
     return old if same else None
 

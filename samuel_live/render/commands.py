@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.config import PostSection
@@ -20,6 +21,9 @@ from samuel_live.render.midi import parse_grid
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.sidecar import Sidecar
 from samuel_live.render.take import LoopSpec, TakeSpec, check_sample_rate
+
+if TYPE_CHECKING:
+    from samuel_live.render.instrument import Instrument
 
 _FORMATS = (".wav", ".flac")
 
@@ -48,6 +52,12 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", metavar="GRID",
                    help="snap the MIDI's notes to a grid: 1/4, 1/8, 1/16, 1/8T, ... "
                         "(default: as played)")
+    p.add_argument("--instrument", metavar="NAME|N",
+                   help="play the notes on a General MIDI instrument of a SoundFont "
+                        "(piano, strings, cello, 0-127) instead of the additive decode")
+    p.add_argument("--soundfont", metavar="PATH",
+                   help="the .sf2/.sf3 for --instrument (default: the best General MIDI "
+                        "SoundFont in the usual system folders)")
     p.add_argument("--midi-only", action="store_true",
                    help="write the notes (.mid + sidecar) and no audio")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -66,6 +76,18 @@ def _post(args: argparse.Namespace) -> PostSection:
     section = PostSection(preset=args.post)
     check_post(section)  # an unknown preset is refused here, not after generating
     return section
+
+
+def _instrument(args: argparse.Namespace) -> Instrument | None:
+    """The instrument asked for, with its SoundFont found now (before any work)."""
+    from samuel_live.config import SYSTEM_SOUNDFONT_DIRS
+    from samuel_live.render.instrument import choose_instrument
+
+    if not args.instrument:
+        if args.soundfont:
+            raise InvalidArgumentError("--soundfont needs --instrument NAME|N")
+        return None
+    return choose_instrument(args.instrument, args.soundfont, SYSTEM_SOUNDFONT_DIRS)
 
 
 def check_output(path: Path, bit_depth: int, midi_only: bool = False) -> None:
@@ -115,6 +137,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     post = _post(args)
     loop, given = _loop(args)
     parse_grid(args.quantize)
+    instrument = _instrument(args)
     rate = check_sample_rate(args.sample_rate or SAMPLE_RATE)
     vocal = read_audio(args.vocal)
     start = int(round(args.start * SAMPLE_RATE))
@@ -127,7 +150,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
     spec = TakeSpec(source=f"file:{Path(args.vocal).resolve()}", post=post, loop=loop,
                     musical_time=given, sample_rate=rate, start_s=start / SAMPLE_RATE,
-                    audio=not args.midi_only, quantize=args.quantize)
+                    audio=not args.midi_only, quantize=args.quantize, instrument=instrument)
     t_load = time.monotonic()
     with _progress_bar("generate", args.quiet) as bar:
         rendered = render_take(acc, vocal, settings, spec, progress=bar)
@@ -148,6 +171,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     request = _request(args, args.seed)
     post = _post(args)
     parse_grid(args.quantize)
+    instrument = _instrument(args)
     rate = check_sample_rate(args.sample_rate or SAMPLE_RATE)
     out = Path(args.out).expanduser()
     takes = find_takes(args.takes, exclude=out)
@@ -158,7 +182,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     acc = Accompanist.load(args.model, args.device, args.codec_path)
     settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
     spec = TakeSpec(source="", post=post, sample_rate=rate, audio=not args.midi_only,
-                    quantize=args.quantize)
+                    quantize=args.quantize, instrument=instrument)
 
     with _progress_bar("render", args.quiet) as bar:
         records = render(acc, jobs, settings, spec, out, bit_depth=args.bit_depth,

@@ -39,6 +39,7 @@ class NoteOptions:
     overtone_db: float = 1.0  # this much quieter than a band an overtone below: its partial
     min_seconds: float = 0.14  # shorter notes are dropped (three frames): onset smear
     max_polyphony: int = 6  # at most this many notes at once; the quietest go first
+    masked_db: float = 15.0  # this far below the loudest note sounding with it: a thump, dropped
     velocity_range_db: float = 40.0  # velocity 127 at the loudest band, 1 this far below
 
     def __post_init__(self) -> None:
@@ -73,6 +74,7 @@ def notes_from_latent(latent: np.ndarray, options: NoteOptions = NoteOptions(), 
     frame_s = hop / sample_rate
     shortest = SMEAR_FRACTION * analysis_seconds()
     notes: list[Note] = []
+    peaks: list[float] = []
     for band in range(64):
         least = max(options.min_seconds, shortest[band]) / frame_s - 1.0  # frames
         for a, b in _runs(candidate[band]):
@@ -88,7 +90,8 @@ def notes_from_latent(latent: np.ndarray, options: NoteOptions = NoteOptions(), 
                 vel = 1 + (126 * (1 + (peak - top) / options.velocity_range_db))
                 notes.append(Note(LOWEST_MIDI + band, _time(start, frame_s),
                                   _time(end, frame_s), int(np.clip(round(vel), 1, 127))))
-    notes = _cap_polyphony(notes, options.max_polyphony)
+                peaks.append(peak)
+    notes = _cap_polyphony(_unmasked(notes, peaks, options.masked_db), options.max_polyphony)
     if duration_s is not None:
         notes = [Note(n.pitch, n.start_s, min(n.end_s, duration_s), n.velocity)
                  for n in notes if n.start_s < duration_s]
@@ -142,6 +145,19 @@ def _crossings(amp: np.ndarray, s: int, e: int, threshold: float) -> tuple[float
     if last + 1 < len(amp) and amp[last] > amp[last + 1]:
         end = last + (amp[last] - threshold) / (amp[last] - amp[last + 1])
     return start, end
+
+
+def _unmasked(notes: list[Note], peaks: list[float], masked_db: float) -> list[Note]:
+    """Drop notes far quieter than the loudest note sounding with them (attack thumps, bow
+    noise and other non-notes that show in the bands)."""
+    if not notes:
+        return notes
+    start = np.array([n.start_s for n in notes])
+    end = np.array([n.end_s for n in notes])
+    peak = np.array(peaks)
+    overlap = (start[None, :] < end[:, None]) & (start[:, None] < end[None, :])
+    loudest = np.where(overlap, peak[None, :], -np.inf).max(axis=1)
+    return [n for n, keep in zip(notes, peak >= loudest - masked_db, strict=True) if keep]
 
 
 def _cap_polyphony(notes: list[Note], cap: int) -> list[Note]:

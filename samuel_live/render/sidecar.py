@@ -37,6 +37,7 @@ class Sidecar:
     midi: str | None = None  # the result's MIDI file name (same folder)
     notes: int = 0  # how many notes the MIDI file holds
     quantize: str | None = None  # the MIDI's grid, None = as played
+    instrument: dict[str, Any] | None = None  # program, name, soundfont; None = codec decode
     format: str = SIDECAR_FORMAT
 
     @property
@@ -48,7 +49,8 @@ class Sidecar:
 
     def same_render(self, other: Sidecar) -> bool:
         """True if both results were made the same way (settings, post, model, rate, loop)."""
-        keys = ("settings", "post", "loop_bars", "sample_rate", "source", "start_s", "quantize")
+        keys = ("settings", "post", "loop_bars", "sample_rate", "source", "start_s", "quantize",
+                "instrument")
         return (all(getattr(self, k) == getattr(other, k) for k in keys)
                 and self.model.get("hash") == other.model.get("hash"))
 

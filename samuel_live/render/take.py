@@ -20,6 +20,7 @@ import torch
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.config import PostSection
 from samuel_live.errors import InvalidArgumentError, SamuelError
+from samuel_live.render.instrument import Instrument, render_notes
 from samuel_live.render.midi import midi_file, parse_grid
 from samuel_live.render.notes import Note, notes_from_latent
 from samuel_live.render.sidecar import Sidecar
@@ -96,7 +97,8 @@ class TakeSpec:
     start_s: float = 0.0  # where the take starts in its source
     audio: bool = True  # False: notes (MIDI) only, no audio
     quantize: str | None = None  # MIDI grid, e.g. "1/16"; None = as played
-    program: int = 0  # General MIDI program of the MIDI track
+    program: int = 0  # General MIDI program of the MIDI track (an instrument's wins)
+    instrument: Instrument | None = None  # play the notes on it instead of the codec's decode
 
     def __post_init__(self) -> None:
         check_sample_rate(self.sample_rate)
@@ -157,15 +159,19 @@ def render_take(
     t1 = time.monotonic()
     notes = tuple(notes_from_latent(bands, duration_s=dry.shape[1] / SAMPLE_RATE))
     tempo = tempo or _tempo_of(vocal)
-    midi = midi_file(notes, tempo, grid=parse_grid(spec.quantize), program=spec.program)
-    rate = spec.sample_rate
-    samples = int(round(dry.shape[1] * rate / SAMPLE_RATE))
-    if audio is not None and not spec.audio:
+    program = spec.instrument.program if spec.instrument is not None else spec.program
+    midi = midi_file(notes, tempo, grid=parse_grid(spec.quantize), program=program)
+    rate, periodic = spec.sample_rate, spec.loop is not None
+    samples = spec.loop.samples(tempo, rate) if periodic else int(
+        round(dry.shape[1] * rate / SAMPLE_RATE))
+    if not spec.audio:
         audio = None
+    elif spec.instrument is not None:  # the notes, played: replaces the codec's decode
+        audio = render_notes(notes, spec.instrument, samples, rate, loop=periodic)
+    elif rate != SAMPLE_RATE:
+        audio = convert_rate(audio, rate, samples, periodic=periodic)
     if audio is not None and rate != SAMPLE_RATE:
-        exact = spec.loop.samples(tempo, rate) if spec.loop is not None else None
-        audio = convert_rate(audio, rate, exact, periodic=spec.loop is not None)
-        dry = convert_rate(dry, rate, audio.shape[1], periodic=spec.loop is not None)
+        dry = convert_rate(dry, rate, audio.shape[1], periodic=periodic)
     if audio is not None and chain is not None:
         audio = (chain.process(audio, vocal=dry, sample_rate=rate) if spec.loop is None
                  else chain.process_loop(audio, vocal=dry, sample_rate=rate))
@@ -182,6 +188,7 @@ def render_take(
         model=model_summary(model.info()),
         timings={"model_s": round(t1 - t0, 4), "post_s": round(t2 - t1, 4)},
         notes=len(notes), quantize=spec.quantize,
+        instrument=None if spec.instrument is None else spec.instrument.describe(),
     )
     return RenderedTake(audio, midi, notes, sidecar)
 
