@@ -53,6 +53,10 @@ class BindError(SamuelError):
         self.kind, self.host, self.port, self.reason = kind, host, port, reason
 
 
+class ClusterError(SamuelError):
+    """Ray or torch.distributed is missing, unreachable, or a process of the run was lost."""
+
+
 class DiskFullError(SamuelError):
     """A write ran out of room: disk full, quota exceeded, or file too large for the file system."""
 
