@@ -500,3 +500,29 @@ def test_engine_writes_the_configured_sample_rate(tmp_path: Path) -> None:
 
     info = sf.info(job.result.path)
     assert info.samplerate == 48000 and info.frames == round(sine().shape[1] * 48000 / 44100)
+
+
+def test_instrument_requests_and_their_soundfonts(tmp_path: Path) -> None:
+    from samuel_live.config import SYSTEM_SOUNDFONT_DIRS
+    from samuel_live.render.instrument import find_soundfont
+
+    soundfont = find_soundfont(SYSTEM_SOUNDFONT_DIRS)
+    if soundfont is None:
+        pytest.skip("no General MIDI SoundFont installed (CI installs fluid-soundfont-gm)")
+    pytest.importorskip("fluidsynth", reason="needs pyfluidsynth (the instruments extra)")
+    outside = tmp_path / "mine.sf2"
+    outside.write_bytes(soundfont.read_bytes()[:4096])
+    with Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                capture=MemorySource(sine(2.0)), warm_up=False) as eng:
+        eng.arm()
+        errors = []
+        for path in (outside, tmp_path / "missing.sf2", Path("/etc/passwd")):
+            with pytest.raises(SamuelError) as err:
+                eng.submit("capture", "x", steps=1, instrument="piano", soundfont=str(path))
+            errors.append(str(err.value).replace(str(path), "PATH"))
+        assert errors[0] == errors[1] == errors[2]  # outside, missing, forbidden: one answer
+        job = eng.wait(eng.submit("capture", "organ", steps=1, instrument="organ",
+                                  soundfont=str(soundfont)).id, 60)
+    assert job.result is not None, job.error
+    side = json.loads(job.result.sidecar.read_text())
+    assert side["instrument"]["name"] == "Drawbar Organ" and side["midi"] == "organ.mid"

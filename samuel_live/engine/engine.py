@@ -30,7 +30,8 @@ from samuel_live.engine.models import ModelSlot
 from samuel_live.engine.paths import input_path, model_path, output_path
 from samuel_live.engine.transport import Playback, Transport
 from samuel_live.engine.worker import Worker, set_torch_threads
-from samuel_live.errors import AudioInputError, ModelError, SamuelError
+from samuel_live.errors import AudioInputError, InvalidArgumentError, ModelError, SamuelError
+from samuel_live.render.instrument import Instrument
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.take import LoopSpec, check_sample_rate
 
@@ -155,6 +156,8 @@ class Engine(LiveControls):
         origin: Any = None,
         loop_bars: int = 0,
         autoplay: bool = False,
+        instrument: str | None = None,
+        soundfont: str | None = None,
     ) -> Job:
         """Validate a request and queue it; raises SamuelError at once if it cannot run.
 
@@ -162,6 +165,8 @@ class Engine(LiveControls):
         the engine's current post chain, an automatic output name. ``post`` "none" means no
         post chain, another value a preset. ``loop_bars`` > 0 makes a seamless loop that many
         bars long; ``autoplay`` plays the result from the next bar line once it is done.
+        ``instrument`` (a GM name or program; "none" = off) plays the notes on a SoundFont,
+        ``soundfont`` one inside ``render.soundfont_dirs``.
         """
         if self._stopping.is_set():
             raise SamuelError("the engine is shutting down")
@@ -171,6 +176,7 @@ class Engine(LiveControls):
             SettingsRequest(sampler=sampler, steps=steps, cfg=cfg, seed=seed),
             config=self.config.generate, checkpoint=self._model_defaults())
         chain = self._post_for(post)
+        played = self._instrument_for(instrument, soundfont)
         with self._lock:
             transport = self.transport
         loop = _loop_spec(loop_bars, transport)
@@ -180,7 +186,8 @@ class Engine(LiveControls):
         where = self._source(source)
         request = GenerateRequest(source=where, output=out_path, settings=settings, post=chain,
                                   loop=loop, musical_time=transport.musical_time(),
-                                  sample_rate=self._rate, autoplay=bool(autoplay))
+                                  sample_rate=self._rate, autoplay=bool(autoplay),
+                                  instrument=played)
         job = Job(id=job_id, request=request, priority=priority, origin=origin,
                   total=settings.steps * (2 if loop else 1))
         with self._lock:
@@ -207,6 +214,23 @@ class Engine(LiveControls):
         section = replace(self._post, preset=post)
         check_post(section)
         return section
+
+    def _instrument_for(self, name: str | None, soundfont: str | None) -> Instrument | None:
+        """The instrument a request asks for (default: ``render.instrument``), its SoundFont
+        checked against ``render.soundfont_dirs`` (the configured one is trusted)."""
+        from samuel_live.render.instrument import choose_instrument
+
+        r = self.config.render
+        name = r.instrument if name is None else name
+        if not name or name == "none":
+            if soundfont:
+                raise InvalidArgumentError("a soundfont needs an instrument")
+            return None
+        dirs = r.soundfont_dirs
+        if soundfont:
+            return choose_instrument(name, soundfont, dirs,
+                                     check=lambda text: input_path(text, self.folder, dirs))
+        return choose_instrument(name, r.soundfont or None, dirs)
 
     def _source(self, text: str) -> Source:
         """The checked source. For the capture, the ring region is fixed now (what was sung

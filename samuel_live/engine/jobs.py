@@ -15,6 +15,7 @@ import numpy as np
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.config import PostSection
+from samuel_live.render.instrument import Instrument
 from samuel_live.render.sidecar import Sidecar
 from samuel_live.render.take import LoopSpec
 from samuel_live.settings import GenerateSettings
@@ -77,6 +78,7 @@ class GenerateRequest:
     musical_time: MusicalTime | None = None
     sample_rate: int = SAMPLE_RATE
     autoplay: bool = False
+    instrument: Instrument | None = None  # play the notes on it (None: the codec's decode)
 
 
 @dataclass(frozen=True)

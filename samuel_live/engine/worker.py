@@ -140,7 +140,8 @@ class Worker:
         vocal = self._vocal(job)
         request = job.request
         spec = TakeSpec(source=request.source.describe(), post=request.post, loop=request.loop,
-                        musical_time=request.musical_time, sample_rate=request.sample_rate)
+                        musical_time=request.musical_time, sample_rate=request.sample_rate,
+                        instrument=request.instrument)
         rendered = render_take(model, vocal, request.settings, spec,
                                progress=self._progress_hook(job))
         sidecar = rendered.sidecar
