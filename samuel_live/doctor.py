@@ -140,11 +140,32 @@ def check_render_folder(config: Config) -> Check:
     return Check("render folder", "ok", str(folder))
 
 
+def check_instruments(config: Config) -> Check:
+    """Whether results can be played on SoundFont instruments (optional: a warning at most)."""
+    from samuel_live.render.instrument import find_soundfont
+
+    r = config.render
+    soundfont = Path(r.soundfont).expanduser() if r.soundfont else find_soundfont(
+        r.soundfont_dirs)
+    try:
+        importlib.import_module("fluidsynth")
+    except (ImportError, OSError):
+        return Check("instruments", "warn", "FluidSynth is not installed: results use the "
+                     "additive decode only", 'pip install -e ".[instruments]" and the system '
+                     "library (Debian: apt install fluidsynth; macOS: brew install fluid-synth)")
+    if soundfont is None or not soundfont.is_file():
+        return Check("instruments", "warn", "no General MIDI SoundFont in "
+                     f"{', '.join(r.soundfont_dirs) or 'render.soundfont_dirs'}",
+                     "Debian: apt install fluid-soundfont-gm; or put an .sf2 in "
+                     "~/.local/share/soundfonts, or --set render.soundfont=PATH")
+    return Check("instruments", "ok", f"FluidSynth with {soundfont}")
+
+
 def run_checks(config: Config) -> list[Check]:
     checks: list[Check] = [check_python(), check_torch()]
     steps: list[Callable[[], list[Check] | Check]] = [
         check_audio, lambda: check_models(config), lambda: check_ports(config),
-        lambda: check_render_folder(config)]
+        lambda: check_render_folder(config), lambda: check_instruments(config)]
     for step in steps:
         res = step()
         checks += res if isinstance(res, list) else [res]

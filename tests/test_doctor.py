@@ -67,3 +67,15 @@ def test_no_input_device_says_how_to_get_audio(capsys):
 def test_an_input_device_is_named():
     checks = audio_checks(["ALSA"], [_device("HDMI 0", 0, 2), _device("USB Mic", 1, 0)])
     assert checks[1].level == "ok" and "'USB Mic' (ALSA)" in checks[1].detail
+
+
+def test_instruments_without_a_soundfont_say_how_to_add_one(tmp_path):
+    from samuel_live.doctor import check_instruments
+
+    found = check_instruments(load_config(None, [f"render.soundfont_dirs={tmp_path}"]))
+    assert found.level == "warn"
+    assert "fluid-soundfont-gm" in found.fix or "fluidsynth" in found.fix
+    (tmp_path / "mine.sf2").write_bytes(b"RIFF")
+    again = check_instruments(load_config(None, [f"render.soundfont_dirs={tmp_path}"]))
+    if "FluidSynth is not installed" not in again.detail:
+        assert again.level == "ok" and "mine.sf2" in again.detail
