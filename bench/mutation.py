@@ -4,9 +4,12 @@ Runs on a snapshot of the committed tree (``git archive HEAD``) in a scratch fol
 the working tree never disturb the run and no mutant ever lands in it. Prints the kill ratio
 per module and overall. Needs ``pip install mutmut`` (3.x) in the same environment.
 
-    python bench/mutation.py                      # full run (about an hour on 2 cores)
+    python bench/mutation.py --fresh              # new snapshot, full run (hours on 2 cores)
     python bench/mutation.py --report             # only re-print the last run's figures
-    python bench/mutation.py --only 'samuel_live.diffusion.schedule*'   # a subset of mutants
+    python bench/mutation.py --only 'samuel_live.diffusion.*'   # a subset of mutants
+
+Without ``--fresh`` an existing snapshot is reused and mutmut keeps the verdicts it already
+has, so a long run can be done module by module.
 
 A mutant is killed when a test fails (or times out) with it in place; "no tests" mutants (code
 the selected tests never run) count as survivors. ``mutmut results`` / ``mutmut show NAME``
@@ -44,6 +47,9 @@ def snapshot(dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    (dest / "SNAPSHOT").write_text(head + "\n")
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
@@ -97,11 +103,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/samuel-mutation"),
                     help="scratch folder for the snapshot and mutmut's results")
     ap.add_argument("--report", action="store_true", help="only print the last run's figures")
+    ap.add_argument("--fresh", action="store_true", help="take a new snapshot of HEAD")
     ap.add_argument("--only", nargs="*", default=[], help="mutant name patterns to run")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel mutants")
     args = ap.parse_args()
     if not args.report:
-        snapshot(args.work)
+        if args.fresh or not (args.work / "SNAPSHOT").exists():
+            snapshot(args.work)
+        print(f"snapshot of commit {(args.work / 'SNAPSHOT').read_text().strip()} in {args.work}")
         start = time.monotonic()
         cmd = ["nice", sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs),
                *args.only]
