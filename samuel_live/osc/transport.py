@@ -203,10 +203,11 @@ class Transport:
     def _udp_loop(self) -> None:
         udp = self._udp
         assert udp is not None
+        poller = select.poll()  # not select(): any descriptor number works
+        poller.register(udp, select.POLLIN)
         while self._running.is_set():
             try:
-                ready, _, _ = select.select([udp], [], [], POLL_S)
-                if not ready:
+                if not poller.poll(POLL_S * 1000):
                     continue
                 data, addr = udp.recvfrom(65536)
             except BlockingIOError:
