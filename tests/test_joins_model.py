@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from samuel_live.diffusion import Schedule
+from samuel_live.diffusion import Schedule, diffusion_loss, loss_weights
 from samuel_live.model import (
     SamuelUNet,
     SoftAlignmentAttention,
@@ -165,6 +165,77 @@ def test_local_attention_is_shift_equivariant_and_global_attention_is_not_unifor
     g_out = global_attention(q, k, v)
     g_moved = global_attention(*(torch.roll(z, shift, dims=-2) for z in (q, k, v)))
     assert not torch.allclose(g_moved[..., shift + 8 : -8, :], g_out[..., 8 : -8 - shift, :])
+
+
+# --- the numbers the network computes --------------------------------------------------------
+
+GOLDEN_CFG = UNetConfig(
+    widths=(8, 16, 16), heads=2, head_dim=4, time_dim=16, time_mlp_mult=2, cond_dim=8, groups=4,
+    attn_levels=(0, 1, 2), cross_attn_levels=(0, 1, 2), latent_channels=4, cond_channels=4,
+)
+# (sum(v * w), sum(v ** 2)) per example, recorded from this code at commit e0c2e96.
+GOLDEN = [(-0.039378672066485106, 1.8261448775569034),
+          (-0.0309290685123087, 1.814456236288207),
+          (-0.03428573913532176, 1.8088078933092813)]
+
+
+def test_forward_pass_computes_the_recorded_numbers() -> None:
+    """A trained checkpoint is only valid for the function it was trained as: any silent change
+    to the forward pass (FiLM as scale instead of 1 + scale, the timestep embedding, a skip,
+    the mix, the null vocal) breaks every shipped model while shape tests stay green. Weights
+    come from a formula (no RNG), the maths runs in float64. If the architecture changes on
+    purpose, re-record GOLDEN and retrain the starter model."""
+    model = SamuelUNet(GOLDEN_CFG).double()
+    with torch.no_grad():
+        for i, (_name, p) in enumerate(sorted(model.named_parameters())):
+            n = torch.arange(p.numel(), dtype=torch.float64)
+            p.copy_((0.3 * torch.sin(0.7 * n + i) / math.sqrt(max(1, p.shape[-1]))).view_as(p))
+        f = torch.arange(32, dtype=torch.float64)
+        c = torch.arange(4, dtype=torch.float64)[:, None]
+        scale = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64).view(3, 1, 1)
+        x = torch.sin(0.3 * f + c).expand(3, 4, 32) * scale
+        cond = torch.cos(0.2 * f * (c + 1)).expand(3, 4, 32).clone()
+        v = model(x, torch.tensor([0, 400, 799]), cond, torch.tensor([True, False, True]))
+    w = torch.sin(torch.arange(128, dtype=torch.float64) * 1.3).view(4, 32)
+    got = [(float((vi * w).sum()), float((vi**2).sum())) for vi in v]
+    for (a, b), (ea, eb) in zip(got, GOLDEN, strict=True):
+        assert a == pytest.approx(ea, rel=1e-6, abs=1e-9) and b == pytest.approx(eb, rel=1e-6)
+
+
+# --- the training objective: schedule, loss and model ---------------------------------------
+
+
+class VOracle(torch.nn.Module):
+    """Stands where the U-Net sits in diffusion_loss: the true v for the batch's own x0 plus
+    ``offset``; records the steps and condition mask it was given."""
+
+    def __init__(self, x0: Tensor, offset: float) -> None:
+        super().__init__()
+        self.x0, self.offset, self.calls = x0, offset, []
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: Tensor, cond_keep: Tensor) -> Tensor:
+        self.calls.append((x_t, t, cond_keep))
+        a = SCHEDULE.abar(t).view(-1, 1, 1)
+        return (a.sqrt() * x_t - self.x0) / (1 - a).sqrt() + self.offset
+
+
+@pytest.mark.parametrize("weighting", ["none", "snr", "min_snr"])
+def test_loss_is_the_weighted_mse_of_v_at_the_noised_step(weighting: str) -> None:
+    """Breaks: the v target or q_sample with a wrong sign or order, x_t noised at another step
+    than the model is told, squared error replaced, per-example weights not applied or
+    applied to the wrong steps, condition dropped with the wrong probability."""
+    g = torch.Generator().manual_seed(5)
+    x0 = 3.0 + torch.randn(64, 4, 16, generator=g, dtype=torch.float64)
+    oracle = VOracle(x0, 0.0)
+    exact = diffusion_loss(oracle, x0, x0, SCHEDULE, generator=g, weighting=weighting)
+    assert exact.item() == pytest.approx(0.0, abs=1e-9)
+    oracle = VOracle(x0, 0.5)
+    loss = diffusion_loss(oracle, x0, x0, SCHEDULE, generator=g, cond_drop=0.25,
+                          weighting=weighting)
+    _x_t, t, keep = oracle.calls[0]
+    expected = 0.25 * loss_weights(SCHEDULE, t, weighting).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-9)
+    assert len(set(t.tolist())) > 40 and 36 <= int(keep.sum()) <= 60  # 3/4 kept
 
 
 # --- EMA -----------------------------------------------------------------------------------------
