@@ -71,7 +71,8 @@ def estimate_tempo(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
                    lo: float = 60.0, hi: float = 180.0) -> float:
     """Tempo of a take by autocorrelation of its onset strength, weighted towards 120 bpm."""
     env = onset_strength(audio, sample_rate)
-    env = env - env.mean()
+    if len(env) >= 64:
+        env = env - env.mean()
     if len(env) < 64 or not np.any(env):
         raise SamuelError("the take is too short or silent to estimate its tempo; pass --bpm")
     ac = np.correlate(env, env, mode="full")[len(env) - 1 :]
