@@ -112,3 +112,18 @@ def test_generate_with_an_instrument(tmp_path: Path) -> None:
     heard = _chroma(audio)
     fit = np.corrcoef(heard, played)[0, 1]
     assert fit > 0.6 and fit > np.corrcoef(heard, np.roll(played, 6))[0, 1] + 0.3
+
+
+def test_built_in_tones_play_exactly_the_notes() -> None:
+    tones = choose_instrument("tones", None, [])
+    assert tones.soundfont is None and tones.describe()["name"] == "Tones (built-in)"
+    audio = render_notes(TRIADS, tones, 4 * SAMPLE_RATE, SAMPLE_RATE)
+    assert audio.shape == (2, 4 * SAMPLE_RATE) and 0.05 < np.abs(audio).max() < 1.0
+    back = notes_from_latent(HarmonicCodec().encode(audio).numpy())
+    assert sorted((n.pitch, round(n.start_s, 1)) for n in back) == sorted(
+        (n.pitch, round(n.start_s, 1)) for n in TRIADS)
+    ring = render_notes([Note(60, 1.8, 2.0, 110)], tones, 2 * SAMPLE_RATE, SAMPLE_RATE,
+                        loop=True)
+    assert np.abs(ring[:, : SAMPLE_RATE // 20]).max() > 0.01  # the release wraps to the start
+    with pytest.raises(InvalidArgumentError):
+        choose_instrument("tones", "x.sf2", [])

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,8 @@ GM_PROGRAMS = (
     "Breath Noise", "Seashore", "Bird Tweet", "Telephone Ring", "Helicopter", "Applause",
     "Gunshot",
 )
+TONES = "tones"  # the built-in instrument's request name (samuel_live.render.tones)
+TONES_NAME = "Tones (built-in)"
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 _PREFERRED = ("FluidR3_GM", "default-GM", "GeneralUser")
 TAIL_S = 2.0  # how long the last notes may ring past the take before being cut (then faded)
@@ -54,25 +57,31 @@ TAIL_S = 2.0  # how long the last notes may ring past the take before being cut 
 
 @dataclass(frozen=True)
 class Instrument:
-    """A General MIDI program of a SoundFont file."""
+    """A General MIDI program of a SoundFont file; no SoundFont = the built-in tones."""
 
-    soundfont: Path
-    program: int  # 0..127
+    soundfont: Path | None
+    program: int  # 0..127 (for the built-in tones: the MIDI file's program)
     bank: int = 0
 
     @property
     def name(self) -> str:
-        return GM_PROGRAMS[self.program]
+        return GM_PROGRAMS[self.program] if self.soundfont is not None else TONES_NAME
 
     def describe(self) -> dict[str, object]:
         """What a sidecar records of it."""
-        return {"program": self.program, "name": self.name, "soundfont": self.soundfont.name}
+        return {"program": self.program, "name": self.name,
+                "soundfont": self.soundfont.name if self.soundfont is not None else None}
 
 
 def choose_instrument(name: str, soundfont: str | None, folders: Iterable[str | Path],
                       check: Callable[[str], Path] | None = None) -> Instrument:
     """The instrument a request names, on ``soundfont`` (checked by ``check``, which says
-    whether the path may be read) or else the best General MIDI SoundFont in ``folders``."""
+    whether the path may be read) or else the best General MIDI SoundFont in ``folders``.
+    ``tones`` is the built-in additive instrument, which needs no SoundFont."""
+    if name.strip().lower() == TONES:
+        if soundfont:
+            raise InvalidArgumentError("the built-in tones take no SoundFont")
+        return Instrument(None, 0)
     program = gm_program(name)
     if soundfont:
         path = check(soundfont) if check is not None else Path(soundfont).expanduser()
@@ -127,6 +136,10 @@ def render_notes(notes: Sequence[Note], instrument: Instrument, samples: int,
     A loop is played twice and the second pass kept, so notes ringing over its end sound at
     its start. Otherwise the last notes are faded out over the final 10 ms.
     """
+    if instrument.soundfont is None:
+        from samuel_live.render.tones import play_tones
+
+        return play_tones(notes, samples, sample_rate, loop=loop)
     passes = 2 if loop else 1
     events: list[tuple[int, int, int, int]] = []  # (sample, off first, key, velocity)
     for k in range(passes):
@@ -159,7 +172,7 @@ def render_notes(notes: Sequence[Note], instrument: Instrument, samples: int,
 
 
 @contextlib.contextmanager
-def _synth(instrument: Instrument, sample_rate: int) -> Iterator[object]:
+def _synth(instrument: Instrument, sample_rate: int) -> Iterator[Any]:
     try:
         import fluidsynth  # the instruments extra
     except (ImportError, OSError) as exc:
@@ -169,6 +182,8 @@ def _synth(instrument: Instrument, sample_rate: int) -> Iterator[object]:
         ) from None
     synth = fluidsynth.Synth(samplerate=float(sample_rate), gain=0.6)
     try:
+        if instrument.soundfont is None:
+            raise SamuelError("the built-in tones are not played by FluidSynth")
         sfid = synth.sfload(str(instrument.soundfont))
         if sfid < 0:
             raise SamuelError(f"{instrument.soundfont} is not a SoundFont FluidSynth can read; "
