@@ -7,6 +7,8 @@ go through the one render path (``render_take`` and ``write_result``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import secrets
 import sys
 import time
@@ -23,6 +25,7 @@ from samuel_live.render.sidecar import Sidecar
 from samuel_live.render.take import LoopSpec, TakeSpec, check_sample_rate
 
 if TYPE_CHECKING:
+    from samuel_live.render.cluster import RayPool
     from samuel_live.render.instrument import Instrument
 
 _FORMATS = (".wav", ".flac")
@@ -179,14 +182,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("no audio files found in the given takes/folders "
                           f"(files inside --out {out} are never takes)")
     jobs = plan(takes, args.variations, args.seed, out, "mid" if args.midi_only else args.format)
-    acc = Accompanist.load(args.model, args.device, args.codec_path)
-    settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
-    spec = TakeSpec(source="", post=post, sample_rate=rate, audio=not args.midi_only,
-                    quantize=args.quantize, instrument=instrument)
-
-    with _progress_bar("render", args.quiet) as bar:
-        records = render(acc, jobs, settings, spec, out, bit_depth=args.bit_depth,
-                         progress=lambda done, total, _eta: bar(done, total))
+    pool = _ray_pool(args) if args.ray is not None else None  # Ray actors load the model
+    acc = pool or Accompanist.load(args.model, args.device, args.codec_path)
+    with pool or contextlib.nullcontext(), _progress_bar("render", args.quiet) as bar:
+        settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
+        spec = TakeSpec(source="", post=post, sample_rate=rate, audio=not args.midi_only,
+                        quantize=args.quantize, instrument=instrument)
+        draw = pool.render if pool else functools.partial(render, acc)
+        records = draw(jobs, settings, spec, out, bit_depth=args.bit_depth,
+                       progress=lambda done, total, _eta: bar(done, total))
     failed = [r for r in records if r.status == "failed"]
     kept = sum(r.status == "kept" for r in records)
     print(f"{len(records) - len(failed) - kept} rendered, {kept} kept, {len(failed)} failed "
@@ -194,6 +198,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"  failed: {r.take}: {r.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _ray_pool(args: argparse.Namespace) -> RayPool:
+    from samuel_live.render.cluster import ModelSource, RayPool
+
+    return RayPool(args.ray or None, ModelSource.of(args.model, args.device, args.codec_path))
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager like tqdm itself
@@ -240,5 +250,9 @@ def add_render_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--variations", type=int, default=1)
     r.add_argument("--seed", type=int, default=0, help="seed of variation 0 (default 0)")
     r.add_argument("--format", choices=("wav", "flac"), default="wav")
+    r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="render on a Ray cluster: auto, ray://HOST:10001, or none for a local "
+                        "one; --out and the takes on storage every node sees (needs "
+                        '`pip install -e ".[cluster]"`)')
     _add_sampling(r)
     r.set_defaults(func=cmd_render)
