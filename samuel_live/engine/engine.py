@@ -76,7 +76,8 @@ class Engine(LiveControls):
         self.transport = Transport()
         self._stopping = threading.Event()
         self._rate = check_sample_rate(config.render.sample_rate or SAMPLE_RATE)
-        self.worker = Worker(self.events, self.models, self.threads, config.render.bit_depth,
+        self.worker = Worker(self.events, self.models, self.threads, self.folder,
+                             config.render.bit_depth,
                              self._need_capture, self._playback.keep, self._autoplay)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -348,9 +349,9 @@ class Engine(LiveControls):
 
     # --- post chain --------------------------------------------------------------------------
     def post_chain(self) -> list[dict[str, Any]]:
-        from samuel_live.post.spec import check_post
+        from samuel_live.post.spec import preset_effects
 
-        return [dict(e) for e in check_post(self._post)]
+        return [dict(e) for e in preset_effects(self._post)]
 
     def set_post_chain(self, effects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
         """The chain for jobs queued from now on (jobs already queued keep theirs); checked

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from samuel_live.engine.events import EventBus
 from samuel_live.engine.failures import describe_failure
 from samuel_live.engine.jobs import Job, JobQueue, JobResult, JobStatus, StepClock, running_eta
 from samuel_live.engine.models import ModelSlot
+from samuel_live.engine.paths import ensure_output_folder
 from samuel_live.errors import JobCancelled, SamuelError
 from samuel_live.render.output import midi_path, write_result
 from samuel_live.render.sidecar import sidecar_path
@@ -35,10 +37,10 @@ BACKGROUND_NICE = 10
 class Worker:
     """Runs jobs: ``put`` queues one (a capture job goes through the snapshot thread first)."""
 
-    def __init__(self, events: EventBus, models: ModelSlot, threads: int, bit_depth: int,
-                 capture: Callable[[], Any], keep: Callable[[int, np.ndarray], None],
-                 autoplay: Callable[[Job], None]) -> None:
-        self._events, self._models = events, models
+    def __init__(self, events: EventBus, models: ModelSlot, threads: int, folder: Path,
+                 bit_depth: int, capture: Callable[[], Any],
+                 keep: Callable[[int, np.ndarray], None], autoplay: Callable[[Job], None]) -> None:
+        self._events, self._models, self._folder = events, models, folder
         self._threads, self._bit_depth = threads, bit_depth
         self._capture, self._keep, self._autoplay = capture, keep, autoplay
         self.queue = JobQueue()
@@ -164,8 +166,8 @@ class Worker:
                 "captured_at": src.captured_at, "captured_monotonic": src.captured_monotonic,
                 "captured_adc_time": src.captured_adc},
         )
-        request.output.parent.mkdir(parents=True, exist_ok=True)
-        path, sidecar = write_result(request.output, replace(rendered, sidecar=sidecar),
+        output = ensure_output_folder(self._folder, request.output)  # re-checked, then made
+        path, sidecar = write_result(output, replace(rendered, sidecar=sidecar),
                                      bit_depth=self._bit_depth)
         job.result = JobResult(path=path, sidecar=sidecar_path(path), sidecar_data=sidecar,
                                duration_s=sidecar.duration_s, midi=midi_path(path))
