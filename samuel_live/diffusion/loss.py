@@ -60,16 +60,24 @@ def diffusion_loss(
     cond_drop: float = 0.1,
     weighting: str = "snr",
     min_snr_gamma: float = 5.0,
+    part: tuple[int, int] | None = None,
 ) -> Tensor:
-    """Scalar loss for one batch of clean latents ``x0`` and vocal latents ``cond``."""
+    """Scalar loss for one batch of clean latents ``x0`` and vocal latents ``cond``.
+
+    ``part=(offset, total)``: the batch is rows ``offset:offset+len(x0)`` of a global batch of
+    ``total`` (one process of a distributed run): steps, noise and dropout are drawn for the
+    whole global batch and these rows kept, so N processes train as one would."""
     if not 0.0 <= cond_drop <= 1.0:
         raise SamuelError(f"cond_drop must be between 0 and 1, got {cond_drop}")
     batch, device = x0.shape[0], x0.device
-    t = torch.randint(0, schedule.steps, (batch,), generator=generator, device=device)
-    eps = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+    start, total = part or (0, batch)
+    rows = slice(start, start + batch)
+    t = torch.randint(0, schedule.steps, (total,), generator=generator, device=device)[rows]
+    eps = torch.randn((total, *x0.shape[1:]), generator=generator, device=device,
+                      dtype=x0.dtype)[rows]
     x_t = schedule.q_sample(x0, t, eps)
     target = schedule.v_target(x0, eps, t)
-    cond_keep = ~drop_mask(batch, cond_drop, generator, device)
+    cond_keep = ~drop_mask(total, cond_drop, generator, device)[rows]
     v = model(x_t, t, cond, cond_keep)
     per_example = (v - target).pow(2).flatten(1).mean(dim=1)
     weights = loss_weights(schedule, t, weighting, min_snr_gamma).to(per_example.dtype)

@@ -4,6 +4,8 @@ The paper's recipe: AdamW (lr 3.5e-4, weight decay 0.01) with cosine annealing, 
 v-prediction loss with SNR weighting, 10% condition dropout for classifier-free guidance, a 10%
 held-out validation set with early stopping; plus EMA weights, gradient clipping, bf16 autocast
 on CUDA, and checkpoints that resume to the exact step (model, EMA, optimiser, scheduler, RNG).
+Under torchrun the same loop trains with DDP (samuel_live.train.distributed): ``batch_size`` is
+the global batch, each process trains on its share, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import math
 import pickle
 import random
+import sys
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -29,12 +32,13 @@ from samuel_live.diffusion.loss import diffusion_loss
 from samuel_live.errors import SamuelError
 from samuel_live.model.checkpoint import (
     CheckpointMeta,
-    LatentStats,
     load_checkpoint,
     save_checkpoint,
 )
 from samuel_live.model.schedule import model_schedule, schedule_entry
 from samuel_live.model.unet import SamuelUNet, UNetConfig
+from samuel_live.train import distributed as dd
+from samuel_live.train.batches import Batches, WindowOrder, stats_from_manifest
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class TrainConfig:
     data: str = "data/chorales/shards"
     out: str = "runs/starter"
     model: dict[str, Any] = field(default_factory=dict)  # UNetConfig overrides
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch: split over the processes of a distributed run
     lr: float = 3.5e-4
     weight_decay: float = 0.01
     max_steps: int = 2000
@@ -65,6 +69,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0  # CPU threads; 0 = torch default
     time_limit_s: float = 0.0  # stop cleanly (and checkpoint) after this long; 0 = none
+    dist_timeout_s: float = 600.0  # a distributed run ends when a process is silent this long
     export_dtype: str = "float16"
     init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
 
@@ -88,72 +93,6 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     if unknown:
         raise SamuelError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(types)}")
     return TrainConfig(**data)
-
-
-def stats_from_manifest(manifest: dict[str, Any]) -> LatentStats:
-    """Per-channel statistics from a prepare manifest: {"vocal": {"mean", "std"}, "accomp"}."""
-    v, a = manifest["stats"]["vocal"], manifest["stats"]["accomp"]
-    return LatentStats(tuple(v["mean"]), tuple(v["std"]), tuple(a["mean"]), tuple(a["std"]))
-
-
-class Batches:
-    """Random crops of normalised (vocal, accomp) latent windows, with optional augmentation."""
-
-    def __init__(
-        self,
-        vocal: torch.Tensor,
-        accomp: torch.Tensor,
-        stats: LatentStats,
-        cfg: TrainConfig,
-        codec: str,
-    ) -> None:
-        self.vocal, self.accomp, self.stats, self.cfg = vocal, accomp, stats, cfg
-        self.transpose = cfg.transpose if codec == "harmonic" else 0
-        self.floor = float(min(vocal.min(), accomp.min()))
-
-    def _shift(self, z: torch.Tensor, k: int) -> torch.Tensor:
-        """Transpose a semitone-band latent by k bands; bands shifted in are silent."""
-        if k == 0:
-            return z
-        out = torch.full_like(z, self.floor)
-        if k > 0:
-            out[:, k:] = z[:, :-k]
-        else:
-            out[:, :k] = z[:, -k:]
-        return out
-
-    def _timbre(self, v: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Vary level, spectral tilt and noise floor of the vocal so the model listens to
-        pitch and rhythm rather than one synth patch's timbre."""
-        n, c, _ = v.shape
-        db = torch.zeros(n, c, 1)
-        if self.cfg.gain_db:
-            db += (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * self.cfg.gain_db
-        if self.cfg.tilt_db:
-            slope = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * self.cfg.tilt_db
-            db += slope * torch.linspace(-0.5, 0.5, c).view(1, c, 1)
-        v = torch.maximum(v + db * math.log(10) / 20, torch.tensor(self.floor))
-        if self.cfg.noise_db:
-            peak = v.amax(dim=(1, 2), keepdim=True)
-            below = self.cfg.noise_db + 30 * torch.rand(n, 1, 1, generator=gen)
-            on = (torch.rand(n, 1, 1, generator=gen) < 0.5).float()  # half the batch only
-            noise = torch.exp(peak - below * math.log(10) / 20) * on
-            v = torch.log(torch.exp(v) + noise * torch.rand(v.shape, generator=gen))
-        return v
-
-    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        crop = min(self.cfg.crop_frames, self.vocal.shape[-1])
-        idx = torch.randint(0, self.vocal.shape[0], (n,), generator=gen)
-        start = torch.randint(0, self.vocal.shape[-1] - crop + 1, (n,), generator=gen)
-        v = torch.stack([self.vocal[i, :, s : s + crop] for i, s in zip(idx, start, strict=True)])
-        a = torch.stack([self.accomp[i, :, s : s + crop] for i, s in zip(idx, start, strict=True)])
-        v, a = v.float(), a.float()
-        if self.transpose:
-            ks = torch.randint(-self.transpose, self.transpose + 1, (n,), generator=gen)
-            v = torch.stack([self._shift(x, int(k)) for x, k in zip(v, ks, strict=True)])
-            a = torch.stack([self._shift(x, int(k)) for x, k in zip(a, ks, strict=True)])
-        v = self._timbre(v, gen)
-        return self.stats.norm_vocal(v), self.stats.norm_accomp(a)
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -193,9 +132,12 @@ class Trainer:
         accomp: torch.Tensor,
         manifest: dict[str, Any],
         val_mask: torch.Tensor | None = None,
+        world: dd.World | None = None,
     ) -> None:
         self.cfg = cfg
-        self.device = pick_device(cfg.device)
+        self.world = world or dd.World()
+        self.rows = self.world.rows(cfg.batch_size)
+        self.device = self.world.device(pick_device(cfg.device))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -215,6 +157,8 @@ class Trainer:
         if cfg.init:
             self._load_init(cfg.init)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.net = dd.wrap(self.model, self.world, self.device)  # what the step trains through
+        self.order = WindowOrder(self.train.vocal.shape[0], cfg.seed)
         self.schedule = model_schedule(self.model, where=f"training model ({cfg.init or 'new'})")
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -225,6 +169,7 @@ class Trainer:
         self.step = 0
         self.best_val = math.inf
         self.bad_evals = 0
+        self.saved_step: int | None = None  # of the last train_state.pt
         self.log_path = self.out / "loss.csv"
         self._val_batch = self._fixed_val_batch()
 
@@ -250,6 +195,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "py_rng": random.getstate(),
             "np_rng": _np_rng_state(),
+            "order_seed": self.order.seed,
             "config": asdict(self.cfg),
         }
 
@@ -277,6 +223,8 @@ class Trainer:
         self.step, self.best_val, self.bad_evals = s["step"], s["best_val"], s["bad_evals"]
         self.gen.set_state(s["gen"])
         self.noise_gen.set_state(s["noise_gen"])
+        self.order = WindowOrder(self.order.windows, s.get("order_seed", self.cfg.seed))
+        self.saved_step = self.step
         torch.set_rng_state(s["torch_rng"])
         random.setstate(s["py_rng"])
         name, keys, *rest = s["np_rng"]
@@ -314,6 +262,7 @@ class Trainer:
         gen: torch.Generator | None,
         cond_drop: float,
         weighting: str | None = None,
+        part: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         use_amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -326,6 +275,7 @@ class Trainer:
                 cond_drop=cond_drop,
                 weighting=weighting or self.cfg.weighting,
                 min_snr_gamma=self.cfg.min_snr_gamma,
+                part=part,
             )
 
     @torch.no_grad()
@@ -343,9 +293,12 @@ class Trainer:
         return float(np.mean(losses))
 
     def train_step(self) -> float:
+        """One optimiser step on this step's global batch (this process's rows of it)."""
         self.model.train()
-        v, a = self.train.sample(self.cfg.batch_size, self.gen)
-        loss = self._loss(self.model, v, a, self.noise_gen, self.cfg.cond_drop)
+        size, rows = self.cfg.batch_size, self.rows
+        v, a = self.train.sample(size, self.gen, self.order.batch(self.step, size))
+        loss = self._loss(self.net, v[rows], a[rows], self.noise_gen, self.cfg.cond_drop,
+                          part=(rows.start, size))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -372,44 +325,53 @@ class Trainer:
             w.writerow(row)
 
     def run(self, progress: bool = True) -> TrainResult:
-        cfg, t0 = self.cfg, time.monotonic()
+        """Train to ``max_steps`` (or early stop, or the time limit); a distributed run whose
+        process group breaks ends with a ClusterError naming the checkpoint to resume."""
+        try:
+            return self._run(progress)
+        except (RuntimeError, dd.dist.DistError) as exc:
+            if not dd.is_lost_process(exc, self.world):
+                raise
+            raise dd.lost_process(self.world, self.step, self.saved_step,
+                                  self.out / "train_state.pt", exc) from exc
+
+    def _run(self, progress: bool) -> TrainResult:
+        cfg, t0, world = self.cfg, time.monotonic(), self.world
         train_loss, val_loss, stopped = math.nan, math.nan, False
-        bar = _progress(cfg.max_steps, self.step, progress)
+        bar = _progress(cfg.max_steps, self.step, progress and world.main)
+        if world.main:
+            self._announce()
         running: list[float] = []
         while self.step < cfg.max_steps:
             running.append(self.train_step())
             bar.update(1)
-            timed_out = cfg.time_limit_s and time.monotonic() - t0 > cfg.time_limit_s
+            timed_out = bool(cfg.time_limit_s) and time.monotonic() - t0 > cfg.time_limit_s
+            if cfg.time_limit_s:  # every rank stops at the same step
+                timed_out = dd.anyone(timed_out, world, self.device)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps or timed_out:
-                train_loss, val_loss = float(np.mean(running)), self.validate()
+                train_loss = dd.mean(float(np.mean(running)), world, self.device)
+                val_loss = dd.from_main(self.validate() if world.main else 0.0, world,
+                                        self.device)
                 running = []
-                improved = val_loss < self.best_val
-                if improved:
+                if val_loss < self.best_val:
                     self.best_val, self.bad_evals = val_loss, 0
-                    self.export()
+                    if world.main:
+                        self.export()
                 else:
                     self.bad_evals += 1
-                self._log(
-                    {
-                        "step": self.step,
-                        "train_loss": train_loss,
-                        "val_loss": val_loss,
-                        "val_v_mse": self.validate("none"),
-                        "lr": self.sched.get_last_lr()[0],
-                        "seconds": round(time.monotonic() - t0, 1),
-                    }
-                )
+                if world.main:
+                    self._checkpoint(train_loss, val_loss, time.monotonic() - t0)
+                self.saved_step = self.step
                 bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-                self.save_state()
-                plot_losses(self.log_path, self.out / "loss.png")
                 if self.bad_evals >= cfg.patience:
                     stopped = True
                     break
                 if timed_out:
                     break
         bar.close()
-        if not (self.out / "model.safetensors").exists():
+        if world.main and not (self.out / "model.safetensors").exists():
             self.export()
+        dd.barrier(world)  # nobody leaves while rank 0 still writes
         return TrainResult(
             self.step,
             train_loss,
@@ -419,6 +381,30 @@ class Trainer:
             time.monotonic() - t0,
             self.out / "model.safetensors",
         )
+
+    def _checkpoint(self, train_loss: float, val_loss: float, seconds: float) -> None:
+        """Rank 0's writes at an evaluation: the log row, train_state.pt and the plot."""
+        self._log(
+            {
+                "step": self.step,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_v_mse": self.validate("none"),
+                "lr": self.sched.get_last_lr()[0],
+                "seconds": round(seconds, 1),
+            }
+        )
+        self.save_state()
+        plot_losses(self.log_path, self.out / "loss.png")
+
+    def _announce(self) -> None:
+        """Say how a distributed run splits the batch (one process: nothing changes)."""
+        if self.world.distributed:
+            per = self.rows.stop - self.rows.start
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            print(f"DDP: {self.world.size} processes ({backend}), {per} rows each: effective "
+                  f"batch {self.cfg.batch_size}, lr {self.cfg.lr:g} (the recipe's: the global "
+                  "batch does not change with the process count)", file=sys.stderr, flush=True)
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -454,15 +440,19 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
 
 
 def train_from_config(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Load shards, build a Trainer, optionally resume, and run it."""
+    """Load shards, build a Trainer, optionally resume, and run it; under torchrun (RANK,
+    WORLD_SIZE, ... set) as one process of a DDP run."""
     from samuel_live.train.shards import load_shards
 
-    vocal, accomp, manifest = load_shards(cfg.data)
-    val = manifest.pop("validation_mask", None)
-    val_mask = torch.as_tensor(val, dtype=torch.bool) if val is not None else None
-    trainer = Trainer(cfg, vocal, accomp, manifest, val_mask)
-    state = Path(cfg.out) / "train_state.pt"
-    if resume and state.exists():
-        trainer.load_state(state)
-    (Path(cfg.out) / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    return trainer.run(progress=progress)
+    world = dd.World.from_env()
+    with dd.process_group(world, world.device(pick_device(cfg.device)), cfg.dist_timeout_s):
+        vocal, accomp, manifest = load_shards(cfg.data)
+        val = manifest.pop("validation_mask", None)
+        val_mask = torch.as_tensor(val, dtype=torch.bool) if val is not None else None
+        trainer = Trainer(cfg, vocal, accomp, manifest, val_mask, world)
+        state = Path(cfg.out) / "train_state.pt"
+        if resume and state.exists():
+            trainer.load_state(state)
+        if world.main:
+            (Path(cfg.out) / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        return trainer.run(progress=progress)
