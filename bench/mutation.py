@@ -12,8 +12,9 @@ Without ``--fresh`` an existing snapshot is reused and mutmut keeps the verdicts
 has, so a long run can be done module by module.
 
 A mutant is killed when a test fails (or times out) with it in place; "no tests" mutants (code
-the selected tests never run) count as survivors. ``mutmut results`` / ``mutmut show NAME``
-inside the scratch folder list and show the survivors.
+the selected tests never run) count as survivors; mutants not yet run ("not checked", after an
+interrupted or partial run) are left out of the ratio and listed. ``mutmut results`` and
+``mutmut show NAME`` inside the scratch folder list and show the survivors.
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def report(work: Path) -> float:
         print(f"no mutation results under {work}/mutants; run without --report first")
         return 0.0
     total = Counter[str]()
-    print(f"{'module':42} {'killed':>7} {'total':>6} {'ratio':>6}  others")
+    print(f"{'module':42} {'killed':>7} {'tested':>6} {'ratio':>6}  others")
     for module, counts in by_module.items():
         total.update(counts)
         _row(module, counts)
     _row("overall", total)
-    killed, n = _killed(total), sum(total.values())
+    killed, n = _killed(total), _checked(total)
     return killed / n if n else 0.0
 
 
@@ -92,10 +93,15 @@ def _killed(counts: Counter[str]) -> int:
     return sum(v for k, v in counts.items() if k in KILLED)
 
 
+def _checked(counts: Counter[str]) -> int:
+    return sum(v for k, v in counts.items() if k != "not checked")
+
+
 def _row(name: str, counts: Counter[str]) -> None:
-    n, killed = sum(counts.values()), _killed(counts)
+    n, killed = _checked(counts), _killed(counts)
     others = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "killed")
-    print(f"{name:42} {killed:7d} {n:6d} {killed / n:6.1%}  {others}")
+    ratio = f"{killed / n:6.1%}" if n else "     -"
+    print(f"{name:42} {killed:7d} {n:6d} {ratio}  {others}")
 
 
 def main() -> None:
