@@ -34,7 +34,7 @@ from pythonosc import slip
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.sources import MemorySource
 from samuel_live.config import load_config
 from samuel_live.engine.engine import CAPTURE_HEADROOM_S, Engine
 from samuel_live.osc.client import StreamDecoder, encode, parse_packet

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from samuel_live import SAMPLE_RATE, WINDOW_SAMPLES
-from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.sources import MemorySource
 from samuel_live.config import load_config
 from samuel_live.engine.engine import CAPTURE_HEADROOM_S, Engine, default_threads
 from samuel_live.osc.client import OscClient

@@ -15,14 +15,8 @@ import pytest
 from scipy.signal import resample_poly
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.audio.capture import (
-    Capture,
-    CaptureConfig,
-    MemorySource,
-    StreamResampler,
-    open_capture,
-    register_memory_source,
-)
+from samuel_live.audio.capture import Capture, CaptureConfig, StreamResampler
+from samuel_live.audio.sources import MemorySource, open_capture, register_memory_source
 from samuel_live.errors import SamuelError
 
 JACK_CONFIG = CaptureConfig(device="system", hostapi="JACK Audio Connection Kit")

@@ -66,7 +66,7 @@ def test_a_full_disk_fails_the_job_with_a_hint_and_the_engine_serves_on(tmp_path
     body = textwrap.dedent(f"""
         import json
         import numpy as np
-        from samuel_live.audio.capture import MemorySource
+        from samuel_live.audio.sources import MemorySource
         from samuel_live.config import load_config
         from samuel_live.engine.engine import Engine
         cfg = load_config(None, ["render.folder={tmp_path / 'renders'}", "model.path={ckpt}",

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.audio.capture import MemorySource, register_memory_source
 from samuel_live.audio.io import read_audio, write_audio_atomic
+from samuel_live.audio.sources import MemorySource, register_memory_source
 from samuel_live.config import Config, load_config
 from samuel_live.engine.engine import Engine, EngineEvent
 from samuel_live.engine.failures import describe_failure as _describe_failure

@@ -24,9 +24,9 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from test_engine import TINY, make_config, sine
 
-from samuel_live.audio.capture import MemorySource
 from samuel_live.audio.io import read_audio
 from samuel_live.audio.playback import PlaybackConfig, Player
+from samuel_live.audio.sources import MemorySource
 from samuel_live.config import Config
 from samuel_live.engine.engine import Engine
 from samuel_live.osc.client import MAX_MESSAGE_BYTES, Message, OscClient, encode, parse_packet

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_engine import TINY, make_config, sine
 
-from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.sources import MemorySource
 from samuel_live.engine.engine import Engine
 from samuel_live.osc.schema import ACCESS_IN, load_namespace
 from samuel_live.osc.server import OscServer

@@ -17,7 +17,7 @@ import pytest
 from test_engine import TINY, make_config, sine
 from test_osc_server import PORTS, Listener
 
-from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.sources import MemorySource
 from samuel_live.config import PostSection
 from samuel_live.engine.engine import Engine
 from samuel_live.errors import PluginError, SamuelError

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.audio.capture import MemorySource
+from samuel_live.audio.sources import MemorySource
 from samuel_live.cli import main
 from samuel_live.codec.harmonic import SILENCE
 from samuel_live.config import load_config

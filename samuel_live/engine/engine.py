@@ -118,7 +118,8 @@ class Engine(LiveControls):
         self.close()
 
     def _open_capture(self) -> Any:
-        from samuel_live.audio.capture import CaptureConfig, open_capture
+        from samuel_live.audio.capture import CaptureConfig
+        from samuel_live.audio.sources import open_capture
 
         c = self.config.capture
         try:
