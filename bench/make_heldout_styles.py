@@ -1,12 +1,13 @@
-"""Render a generalisation set: melodies in another style, on timbres training never used.
+"""Render a generalisation TUNING set: melodies in another style, on timbres training never used.
 
-    python bench/make_heldout_styles.py [--out data/styles] [--count 10]
-    python bench/quality.py --pairs data/styles
+    python bench/make_heldout_styles.py [--out data/styles] [--count 30]
+    python bench/quality.py --set styles
 
 Irish fiddle tunes from music21's bundled Ryan's Mammoth Collection (jigs, reels, airs: not
 chorales), each on a GM patch absent from the starter corpus's vocal set (whistle, ocarina,
 harmonica, soprano sax, muted trumpet, square lead, shakuhachi), at 90-140 bpm. There is no
-reference accompaniment, so quality.py reports consonance, key and onset agreement only.
+reference accompaniment, so quality.py has no chroma-vs-real column for it. Rendered with
+FluidR3_GM (not the reserved TimGM6mb): not reserved material, so defaults may be chosen on it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ UNSEEN_PROGRAMS = (78, 79, 22, 64, 59, 80, 77)
 
 
 def tunes(count: int, max_quarters: float = 96.0) -> list[tuple[str, tuple[Note, ...]]]:
-    """The first ``count`` single-line tunes of Ryan's Mammoth with 24+ notes."""
+    """``count`` single-line tunes of Ryan's Mammoth with 24+ notes, spread over the collection.
+
+    Every 37th file first (the original 10-tune set is its start), then every 37th from the 18th."""
     from music21 import corpus
 
     out = []
     entries = sorted(corpus.search("ryansMammoth"), key=lambda e: str(e.sourcePath))
-    for entry in entries[::37]:  # spread over the collection, deterministic
+    for entry in entries[::37] + entries[18::37]:  # spread over the collection, deterministic
         score = entry.parse()
         notes = []
         for n in score.flatten().notes:
@@ -47,7 +50,7 @@ def tunes(count: int, max_quarters: float = 96.0) -> list[tuple[str, tuple[Note,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("data/styles"))
-    ap.add_argument("--count", type=int, default=10)
+    ap.add_argument("--count", type=int, default=30)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)

@@ -1,40 +1,42 @@
-"""Does the accompaniment follow the singer? Metrics on held-out pairs, against baselines.
+"""Does the accompaniment follow the singer? Metrics with bootstrap 95% intervals, by set.
 
-    python bench/quality.py                                   # held-out chorales, starter model
-    python bench/quality.py --pairs DIR --limit 10 --steps 20 # any folder of pairs
+    python bench/quality.py                          # tuning sets (chorales, styles), 30 clips
+    python bench/quality.py --set essen --set monteverdi   # reserved held-out: final figures
+    python bench/quality.py --pairs DIR --limit 10   # any folder of NAME_vocal.* (+ _accomp.*)
+    python bench/quality.py --sweep --limit 12 --seconds 20   # guidance x steps, tuning sets
 
-DIR holds ``NAME_vocal.*`` files, each optionally with ``NAME_accomp.*`` (the real
-accompaniment; without it the chroma column is n/a). Systems compared on the same clips:
-the model with guidance, the same model unconditional (cfg 0: guidance off, learned null
-vocal), the model given another clip's vocal (mismatched), pink noise, silence, and the real
-accompaniment. Metrics: see samuel_live/train/metrics.py. Prints a Markdown table.
+Systems compared on the same clips (see bench/quality_sets.py for the sets): the model with
+guidance decoded by the codec (latent decode), the same generated result played as its notes
+on the built-in tones (what ``--instrument tones`` ships), the model unconditional (cfg 0),
+the model given another clip's vocal (mismatched), the naive audio-only harmonizer
+(samuel_live/train/baselines.py), pink noise, silence, and the real accompaniment. Metrics:
+samuel_live/train/metrics.py. Prints Markdown tables; ``--json`` keeps every clip's scores.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
+import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
+from quality_sets import SETS, EvalSet, find_pairs, table  # bench/ is on sys.path as a script
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.audio.io import read_audio
 from samuel_live.pipeline import Accompanist
+from samuel_live.render.instrument import Instrument, render_notes
+from samuel_live.render.notes import notes_from_latent
+from samuel_live.render.take import harmonic_bands
 from samuel_live.settings import GenerateSettings
+from samuel_live.train.baselines import harmonize
 from samuel_live.train.metrics import Scores, score
 
-DEFAULT_PAIRS = Path(__file__).resolve().parents[1] / "data" / "chorales" / "test"
-
-
-def find_pairs(folder: Path) -> list[tuple[str, Path, Path | None]]:
-    pairs = []
-    for vocal in sorted(folder.glob("*_vocal.*")):
-        name = vocal.name.split("_vocal.")[0]
-        acc = sorted(folder.glob(f"{name}_accomp.*"))
-        pairs.append((name, vocal, acc[0] if acc else None))
-    return pairs
+TONES = Instrument(None, 0)
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,82 +47,153 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([y, y]).astype(np.float32)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
-    ap.add_argument("--model")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--limit", type=int, default=12)
-    ap.add_argument("--seconds", type=float, default=30.0, help="crop each clip (0 = whole)")
-    ap.add_argument("--sampler", default="dpmpp_2m")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--cfg", type=float, default=3.0)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-
-    pairs = find_pairs(args.pairs)[: args.limit]
+def load_clips(folder: Path, limit: int, seconds: float) -> list[tuple[str, np.ndarray, ...]]:
+    pairs = find_pairs(folder)[:limit]
     if not pairs:
-        raise SystemExit(f"no *_vocal.* files in {args.pairs}; run `samuel-live prepare "
-                         "--recipe chorales` first")
-    acc = Accompanist.load(args.model, device=args.device)
-    rng = np.random.default_rng(args.seed)
+        raise SystemExit(f"no *_vocal.* files in {folder}; render the set first "
+                         "(see bench/quality_sets.py)")
     clips = []
     for name, vp, ap_ in pairs:
         v = read_audio(vp)
         a = read_audio(ap_) if ap_ else None
-        if args.seconds:
-            n = int(args.seconds * SAMPLE_RATE)
+        if seconds:
+            n = int(seconds * SAMPLE_RATE)
             v, a = v[:, :n], (a[:, :n] if a is not None else None)
         clips.append((name, v, a))
+    return clips
 
-    systems = {
-        f"model (cfg {args.cfg:g})": args.cfg,
-        "model unconditional (cfg 0)": 0.0,
-        f"model, mismatched vocal (cfg {args.cfg:g})": "mismatch",
-        "pink noise": "noise",
-        "silence": "silence",
-        "real accompaniment": "real",
-    }
-    results: dict[str, list[Scores]] = {k: [] for k in systems}
+
+def generate_both(acc: Accompanist, vocal: np.ndarray,
+                  settings: GenerateSettings) -> tuple[np.ndarray, np.ndarray]:
+    """One sampled result, as (latent decode, its notes on the built-in tones), post off.
+
+    The same two audios ``render_take`` returns for ``TakeSpec(post=None)`` and
+    ``TakeSpec(post=None, instrument=Instrument(None, 0))``, from one sampling run."""
+    n = vocal.shape[1]
+    latent = acc.accompany_latent(vocal, settings)
+    audio = acc.decode(latent, n)
+    bands = latent.numpy() if acc.info().get("codec") == "harmonic" else harmonic_bands(audio)
+    notes = notes_from_latent(bands, duration_s=n / SAMPLE_RATE)
+    return audio, render_notes(notes, TONES, n, SAMPLE_RATE)
+
+
+def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings,
+             seed: int) -> dict[str, list[Scores]]:
+    """Every system's scores on every clip."""
+    cfg = settings.cfg
+    labels = {"model": f"model (cfg {cfg:g}, latent decode)",
+              "tones": f"model (cfg {cfg:g}), notes on built-in tones",
+              "uncond": "model unconditional (cfg 0)",
+              "mismatch": f"model, mismatched vocal (cfg {cfg:g})",
+              "harmonizer": "naive harmonizer (sine triads)",
+              "noise": "pink noise", "silence": "silence", "real": "real accompaniment"}
+    results: dict[str, list[Scores]] = {v: [] for v in labels.values()}
+    rng = np.random.default_rng(seed)
     t0 = time.monotonic()
     for i, (name, vocal, real) in enumerate(clips):
-        for label, kind in systems.items():
-            if kind == "real":
-                if real is None:
-                    continue
-                out = real
-            elif kind == "silence":
-                out = np.zeros_like(vocal)
-            elif kind == "noise":
-                out = pink_noise(vocal.shape[1], rng)
-            else:
-                cond = vocal
-                if kind == "mismatch":
-                    other = clips[(i + 1) % len(clips)][1]
-                    cond = np.resize(other, vocal.shape) if other.shape != vocal.shape else other
-                cfg = args.cfg if kind == "mismatch" else float(kind)
-                s = GenerateSettings(args.sampler, args.steps, cfg, args.seed + i)
-                out = acc.accompany(cond, s)
-            results[label].append(score(vocal, out, real))
+        s = GenerateSettings(settings.sampler, settings.steps, cfg, seed + i)
+        latent_out, tones_out = generate_both(acc, vocal, s)
+        other = clips[(i + 1) % len(clips)][1]
+        other = np.resize(other, vocal.shape) if other.shape != vocal.shape else other
+        outs = {
+            "model": latent_out, "tones": tones_out,
+            "uncond": acc.accompany(vocal, GenerateSettings(s.sampler, s.steps, 0.0, s.seed)),
+            "mismatch": acc.accompany(other, s),
+            "harmonizer": harmonize(vocal),
+            "noise": pink_noise(vocal.shape[1], rng),
+            "silence": np.zeros_like(vocal), "real": real,
+        }
+        for key, out in outs.items():
+            if out is not None:
+                results[labels[key]].append(score(vocal, out, real))
         print(f"  {name}: done ({time.monotonic() - t0:.0f} s)", flush=True)
+    return results
 
+
+def sweep(acc: Accompanist, clips: list, sampler: str, cfgs: list[float], steps: list[int],
+          seed: int) -> tuple[dict[str, list[Scores]], dict[str, list[Scores]]]:
+    """Guidance x steps grid: scores of the latent decode and of the notes on tones."""
+    latent_rows: dict[str, list[Scores]] = {}
+    tone_rows: dict[str, list[Scores]] = {}
+    t0 = time.monotonic()
+    for cfg in cfgs:
+        for st in steps:
+            label = f"cfg {cfg:g}, {st} steps"
+            latent_rows[label], tone_rows[label] = [], []
+            for i, (_, vocal, real) in enumerate(clips):
+                a, b = generate_both(acc, vocal, GenerateSettings(sampler, st, cfg, seed + i))
+                latent_rows[label].append(score(vocal, a, real))
+                tone_rows[label].append(score(vocal, b, real))
+            print(f"  {label}: done ({time.monotonic() - t0:.0f} s)", flush=True)
+    return latent_rows, tone_rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", action="append", choices=sorted(SETS), dest="sets")
+    ap.add_argument("--pairs", type=Path, help="a folder of pairs instead of the named sets")
+    ap.add_argument("--model")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--limit", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=30.0, help="crop each clip (0 = whole)")
+    ap.add_argument("--sampler")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--cfg", type=float)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sweep", action="store_true", help="guidance x steps on tuning sets only")
+    ap.add_argument("--sweep-cfg", default="1,2,3,5,7,10")
+    ap.add_argument("--sweep-steps", default="8,15,25,50")
+    ap.add_argument("--json", type=Path, help="write every clip's scores here")
+    args = ap.parse_args()
+
+    acc = Accompanist.load(args.model, device=args.device)
     info = acc.info()
-    print(f"\nmodel {info['name']} ({info['params'] / 1e6:.2f}M), {len(clips)} clips of "
-          f"<= {args.seconds:g} s from {args.pairs}, {args.sampler} {args.steps} steps, "
-          f"seed {args.seed}\n")
-    print("| system | chroma vs real | consonance | key agreement | onset agreement |")
-    print("|---|---|---|---|---|")
-    for label, rows in results.items():
-        if not rows:
-            continue
-        cells = [_mean([getattr(r, f) for r in rows]) for f in ("chroma", "consonance", "key",
-                                                                 "onset")]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    defaults = info.get("sampler_defaults") or {}
+    base = GenerateSettings()
+    settings = GenerateSettings(args.sampler or defaults.get("sampler", base.sampler),
+                                args.steps or int(defaults.get("steps", base.steps)),
+                                args.cfg if args.cfg is not None
+                                else float(defaults.get("cfg", base.cfg)), args.seed)
+    if args.pairs:
+        sets = [EvalSet(args.pairs.name, args.pairs, "custom", str(args.pairs), "")]
+    else:
+        sets = [SETS[s] for s in (args.sets or ["chorales", "styles"])]
+    if args.sweep and any(s.role == "held-out" for s in sets):
+        raise SystemExit("the sweep chooses defaults: run it on tuning sets only "
+                         "(--set chorales/styles), never on the reserved held-out sets")
+    print(f"model {info['name']} ({info['params'] / 1e6:.2f}M, {info['hash']}), "
+          f"{platform.machine()} {torch.get_num_threads()} torch threads, seed {args.seed}")
+    dump: dict[str, dict] = {}
+    t_all = time.monotonic()
+    for es in sets:
+        clips = load_clips(es.folder, args.limit, args.seconds)
+        t0 = time.monotonic()
+        head = (f"\n### {es.name} ({es.role}): {len(clips)} clips of <= {args.seconds:g} s, "
+                f"{es.what}")
+        if args.sweep:
+            cfgs = [float(x) for x in args.sweep_cfg.split(",")]
+            steps = [int(x) for x in args.sweep_steps.split(",")]
+            lat, ton = sweep(acc, clips, settings.sampler, cfgs, steps, args.seed)
+            print(head + f"; {settings.sampler}; {time.monotonic() - t0:.0f} s\n")
+            print("latent decode:\n\n" + table(lat) + "\n\nnotes on built-in tones:\n\n"
+                  + table(ton), flush=True)
+            dump[es.name] = {"latent": _rows(lat), "tones": _rows(ton)}
+        else:
+            res = evaluate(acc, clips, settings, args.seed)
+            print(head + f"; {settings.sampler} {settings.steps} steps; "
+                  f"{time.monotonic() - t0:.0f} s\n")
+            print(table(res), flush=True)
+            dump[es.name] = {"systems": _rows(res)}
+        if args.json:  # after every set, so a long run keeps what it finished
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"settings": asdict(settings), "seconds": args.seconds,
+                                             "limit": args.limit, "sets": dump}, indent=1))
+    print(f"\ntotal {time.monotonic() - t_all:.0f} s")
 
 
-def _mean(values: list[float]) -> str:
-    vals = [v for v in values if not math.isnan(v)]
-    return f"{np.mean(vals):.3f}" if vals else "n/a"
+def _rows(results: dict[str, list[Scores]]) -> dict[str, list[dict]]:
+    return {k: [asdict(r) for r in v] for k, v in results.items()}
 
 
 if __name__ == "__main__":

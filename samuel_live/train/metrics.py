@@ -13,6 +13,15 @@ the model itself uses, so generated and real accompaniments are measured the sam
   (same key 1, a fifth apart 0.5, relative 0.3, parallel 0.2, else 0).
 - ``onset_agreement``: correlation of the onset envelopes (positive spectral flux) of vocal and
   accompaniment: high when the accompaniment moves on the singer's beats.
+- ``key_profile_correlation``: correlation of the accompaniment's whole-clip chroma with the
+  Krumhansl-Kessler profile of the key found in the vocal: how well it stays in the singer's key
+  (a continuous cousin of ``key``).
+- ``clarity``: on frames where the accompaniment sounds, the share of its chroma energy in the
+  3 strongest pitch classes: ~1 for clean triads, 0.25 for energy on every semitone (a wash).
+- ``echo``: ``chroma_agreement`` of the accompaniment against the vocal itself: high when it
+  copies the singer's line rather than accompanying it.
+
+``bootstrap_ci`` gives a percentile bootstrap interval of a mean over clips.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ class Scores:
     consonance: float
     key: float
     onset: float
+    key_corr: float = float("nan")
+    clarity: float = float("nan")
+    echo: float = float("nan")
 
 
 _codec: HarmonicCodec | None = None
@@ -147,6 +159,52 @@ def onset_agreement(vocal: np.ndarray, accomp: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def key_profile(key: int) -> np.ndarray:
+    """The Krumhansl-Kessler profile (12,) of a key index (0..11 major, 12..23 minor)."""
+    return np.roll(MAJOR if key < 12 else MINOR, key % 12)
+
+
+def key_profile_correlation(vocal: np.ndarray, accomp: np.ndarray) -> float:
+    """Correlation of the accompaniment's chroma profile with the vocal key's profile.
+
+    NaN when the vocal is silent; 0 when the accompaniment is silent or flat."""
+    key = key_of(vocal)
+    if key < 0:
+        return float("nan")
+    profile = (chroma(accomp) * sounding(accomp)).sum(axis=1)
+    if profile.std() == 0:
+        return 0.0
+    return float(np.corrcoef(profile, key_profile(key))[0, 1])
+
+
+def clarity(energy: np.ndarray, top: int = 3) -> float:
+    """Mean share of chroma energy in the ``top`` strongest pitch classes, on sounding frames.
+
+    NaN when nothing sounds."""
+    mask = sounding(energy)
+    if not mask.any():
+        return float("nan")
+    c = chroma(energy)[:, mask]
+    strongest = np.sort(c, axis=0)[-top:].sum(axis=0)
+    return float((strongest / (c.sum(axis=0) + 1e-12)).mean())
+
+
+def bootstrap_ci(values: list[float] | np.ndarray, *, level: float = 0.95,
+                 resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, lo, hi): percentile bootstrap interval of the mean of the finite ``values``.
+
+    All NaN when no value is finite; a single value gives a zero-width interval."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(x.mean()), float(lo), float(hi)
+
+
 def score(vocal: np.ndarray, accomp: np.ndarray, reference: np.ndarray | None) -> Scores:
     """All metrics for (2, n) vocal and accompaniment audio (reference: the real one)."""
     n = min(vocal.shape[-1], accomp.shape[-1])
@@ -162,4 +220,7 @@ def score(vocal: np.ndarray, accomp: np.ndarray, reference: np.ndarray | None) -
         consonance=consonance(ev, ea),
         key=float("nan") if key_v < 0 else (0.0 if silent else mirex_key_score(key_v, key_a)),
         onset=onset_agreement(ev, ea),
+        key_corr=key_profile_correlation(ev, ea),
+        clarity=clarity(ea),
+        echo=chroma_agreement(ea, ev),
     )
