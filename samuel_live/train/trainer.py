@@ -39,6 +39,7 @@ from samuel_live.model.schedule import model_schedule, schedule_entry
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 from samuel_live.train import distributed as dd
 from samuel_live.train.batches import Batches, WindowOrder, stats_from_manifest
+from samuel_live.train.plots import plot_losses
 
 
 @dataclass(frozen=True)
@@ -411,32 +412,6 @@ def _progress(total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc="train", unit="step")
-
-
-def plot_losses(csv_path: Path, png_path: Path) -> None:
-    """Loss curve PNG; skipped quietly where matplotlib is not installed (e.g. a bare GPU box)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    rows = list(csv.DictReader(open(csv_path)))
-    if not rows:
-        return
-    steps = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, [float(r["train_loss"]) for r in rows], label="train")
-    ax.plot(steps, [float(r["val_loss"]) for r in rows], label="validation (EMA)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("weighted v-loss")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def train_from_config(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
