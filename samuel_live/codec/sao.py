@@ -4,7 +4,7 @@ The network runs as diffusers' ``AutoencoderOobleck``, not stable-audio-tools (S
 0.0.19 wheel's pins break this environment (a CUDA torchaudio build, a torchvision that fails to
 import, a numpy downgrade), 0.0.20 refuses Python 3.11, and neither wheel ships its config files.
 The released ``model.safetensors`` stores the VAE in SAT's naming under ``pretransform.model.*``;
-:func:`sat_to_diffusers_key` maps those names onto diffusers' key for key, and
+``samuel_live.codec.sao_keys`` maps those names onto diffusers' key for key, and
 ``sao_autoencoder_config.json`` carries the SAO autoencoder settings for when a checkpoint comes
 without its ``model_config.json``.
 
@@ -28,6 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from samuel_live.codec.sao_keys import convert_sat_state_dict
 from samuel_live.errors import CodecError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("sao_autoencoder_config.json")
@@ -39,7 +40,6 @@ LAYOUT_HELP = (
     f"(config.json + {DIFFUSERS_WEIGHTS}), or the repo root containing vae/. The repo is gated: "
     "accept the licence at https://huggingface.co/stabilityai/stable-audio-open-1.0 and download it"
 )
-_RES_UNIT = ("snake1", "conv1", "snake2", "conv2")
 
 
 @dataclass(frozen=True)
@@ -162,64 +162,6 @@ def build_oobleck(config: OobleckConfig, device: str | torch.device = "meta") ->
             conv = torch.nn.Conv1d(width, config.encoder_latent, kernel_size=3, padding=1)
             model.encoder.conv2 = torch.nn.utils.weight_norm(conv)
     return model
-
-
-def sat_to_diffusers_key(key: str, depth: int) -> str | None:
-    """Map an SAT Oobleck name (``encoder.layers.3.layers.1.layers.1.weight_g``) to diffusers'
-    (``encoder.block.2.res_unit2.conv1.weight_g``); None if it is not an Oobleck VAE name."""
-    parts = key.split(".")
-    if len(parts) < 4 or parts[0] not in ("encoder", "decoder") or parts[1] != "layers":
-        return None
-    side, param = parts[0], parts[-1]
-    try:
-        index, inner = int(parts[2]), [int(p) for p in parts[3:-1] if p != "layers"]
-    except ValueError:
-        return None
-    if index == 0 and not inner:
-        module = "conv1"
-    elif index == depth + 1 and not inner:
-        module = "snake1"
-    elif index == depth + 2 and not inner:
-        module = "conv2"
-    elif 1 <= index <= depth:
-        module = _block_module(side, inner)
-        if module is None:
-            return None
-        module = f"block.{index - 1}.{module}"
-    else:
-        return None
-    return f"{side}.{module}.{param}"
-
-
-def _block_module(side: str, inner: list[int]) -> str | None:
-    """The diffusers name inside one encoder/decoder block for SAT's nested layer indices."""
-    first_res = 0 if side == "encoder" else 2
-    heads = {"encoder": {3: "snake1", 4: "conv1"}, "decoder": {0: "snake1", 1: "conv_t1"}}[side]
-    if len(inner) == 1 and inner[0] in heads:
-        return heads[inner[0]]
-    if len(inner) == 2 and first_res <= inner[0] < first_res + 3 and 0 <= inner[1] < 4:
-        return f"res_unit{inner[0] - first_res + 1}.{_RES_UNIT[inner[1]]}"
-    return None
-
-
-def convert_sat_state_dict(
-    tensors: Mapping[str, torch.Tensor], depth: int
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """SAT-named VAE tensors renamed (and snake params reshaped) for diffusers.
-
-    Returns the converted dict and the SAT names that have no diffusers counterpart.
-    """
-    converted: dict[str, torch.Tensor] = {}
-    unknown: list[str] = []
-    for key, tensor in tensors.items():
-        name = sat_to_diffusers_key(key, depth)
-        if name is None:
-            unknown.append(key)
-            continue
-        if name.endswith((".alpha", ".beta")):
-            tensor = tensor.reshape(1, -1, 1)  # SAT keeps (C,), diffusers (1, C, 1)
-        converted[name] = tensor
-    return converted, unknown
 
 
 def load_weights_strict(
