@@ -17,7 +17,7 @@ from samuel_live import LATENT_CHANNELS, LATENT_FRAMES, SAMPLE_RATE
 from samuel_live.audio.io import read_audio, write_audio_atomic
 from samuel_live.codec import load_codec
 from samuel_live.errors import SamuelError
-from samuel_live.train import chorales
+from samuel_live.train import chorale_midi, chorales
 from samuel_live.train.prepare import PrepareConfig, prepare, validation_mask
 from samuel_live.train.shards import load_shards
 
@@ -221,7 +221,7 @@ def test_concatenated_sessions_stay_aligned() -> None:
     assert a[0, 1000:1441].max() == 0.0 and a[0, 1441] == 1.0 and v[0, 1441] == 1.0
 
 
-@pytest.mark.skipif(not chorales.SOUNDFONT.exists(), reason="fluid-soundfont-gm not installed")
+@pytest.mark.skipif(not chorale_midi.SOUNDFONT.exists(), reason="fluid-soundfont-gm not installed")
 def test_fluidsynth_renders_a_sustained_patch_and_stops(tmp_path: Path) -> None:
     notes = [chorales.Note(0.0, 2.0, 60), chorales.Note(2.0, 2.0, 64)]
     chorales.write_midi([notes], tmp_path / "n.mid", program=52, bpm=120)
