@@ -9,6 +9,7 @@ import http.client
 import io
 import logging
 import os
+import select
 import signal
 import socket
 import statistics
@@ -229,14 +230,17 @@ def test_sigterm_answers_the_running_job_before_the_server_closes(tmp_path: Path
     folder.mkdir()
     write_audio_atomic(folder / "voice.wav", sine(4.0), 44100)
     port = _free_udp_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "samuel_live.cli", "serve", "--udp-port", str(port),
-         "--tcp-port", "-1", "--http-port", "0", "--render-folder", str(folder),
-         "--set", "post.preset=clean", "--set", "model.device=cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "samuel_live.cli", "serve", "--udp-port", str(port),
+             "--tcp-port", "-1", "--http-port", "0", "--render-folder", str(folder),
+             "--set", "post.preset=clean", "--set", "model.device=cpu"],
+            stdout=subprocess.PIPE, stderr=log_file, text=True, stdin=subprocess.DEVNULL)
     try:
-        assert "samuel-live serving" in (proc.stdout.readline() if proc.stdout else ""), (
-            proc.stderr.read() if proc.stderr else "")
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready and "samuel-live serving" in proc.stdout.readline(), log_path.read_text()
         udp_peer.send(port, "/samuel/generate", "file:voice.wav", "long", 1, 800)
         job = udp_peer.wait("/samuel/generate/ack").args[0]
         udp_peer.wait("/samuel/progress", a0=job, a1=1)
@@ -247,6 +251,8 @@ def test_sigterm_answers_the_running_job_before_the_server_closes(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _free_udp_port() -> int:
