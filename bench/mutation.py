@@ -7,6 +7,7 @@ per module and overall. Needs ``pip install mutmut`` (3.x) in the same environme
     python bench/mutation.py --fresh              # new snapshot, full run (hours on 2 cores)
     python bench/mutation.py --report             # only re-print the last run's figures
     python bench/mutation.py --only 'samuel_live.diffusion.*'   # a subset of mutants
+    python bench/mutation.py --sample 40 --only 'samuel_live.model.*'   # 40 random untested
 
 Without ``--fresh`` an existing snapshot is reused and mutmut keeps the verdicts it already
 has, so a long run can be done module by module.
@@ -22,11 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +63,17 @@ def snapshot(dest: Path) -> None:
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q",
               "process_isolation = forkserver", "use_git_change_detection = false", ""]
     (dest / "setup.cfg").write_text("\n".join(lines))
+
+
+def untested_sample(work: Path, n: int, patterns: list[str], seed: int = 0) -> list[str]:
+    """``n`` random mutant names (seeded) without a verdict yet, matching ``patterns`` if any:
+    a quick estimate where the full run does not fit."""
+    names = []
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        names += sorted(k for k, v in codes.items() if v is None
+                        and (not patterns or any(fnmatch(k, p) for p in patterns)))
+    return random.Random(seed).sample(names, min(n, len(names)))
 
 
 def status_of(code: int | None) -> str:
@@ -111,6 +125,8 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only print the last run's figures")
     ap.add_argument("--fresh", action="store_true", help="take a new snapshot of HEAD")
     ap.add_argument("--only", nargs="*", default=[], help="mutant name patterns to run")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="run only this many random untested mutants (needs a previous run)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel mutants")
     args = ap.parse_args()
     if not args.report:
@@ -118,8 +134,9 @@ def main() -> None:
             snapshot(args.work)
         print(f"snapshot of commit {(args.work / 'SNAPSHOT').read_text().strip()} in {args.work}")
         start = time.monotonic()
+        only = untested_sample(args.work, args.sample, args.only) if args.sample else args.only
         cmd = ["nice", sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs),
-               *args.only]
+               *only]
         code = subprocess.run(cmd, cwd=args.work).returncode
         minutes = (time.monotonic() - start) / 60
         print(f"\nmutmut exited {code} after {minutes:.1f} min on {os.cpu_count()} CPUs")
