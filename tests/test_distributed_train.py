@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -152,3 +154,30 @@ def test_global_batch_must_split_over_the_processes():
         World(0, 3).rows(16)
     assert World.from_env({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}) == World(1, 2, 1)
     assert World.from_env({}) == World()
+
+
+def test_samuel_live_train_under_torchrun(tmp_path):
+    """The real launcher and CLI: `torchrun --nproc-per-node 2 -m samuel_live.cli train`."""
+    from samuel_live.train.shards import shard_name, write_shard
+
+    vocal, accomp, manifest = _data()
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_shard(shards / shard_name(0), vocal, accomp, torch.arange(8) % 4 == 0)
+    (shards / "manifest.json").write_text(json.dumps(
+        {**manifest, "shards": [{"file": shard_name(0), "windows": 8}]}))
+    model = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+    (tmp_path / "run.toml").write_text(
+        f'[train]\ndata = "{shards}"\nout = "{tmp_path / "run"}"\nbatch_size = 4\n'
+        'crop_frames = 32\nmax_steps = 2\nwarmup_steps = 1\neval_every = 2\ndevice = "cpu"\n'
+        f"threads = 1\n[model]\n{model}\n")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m",
+                           "samuel_live.cli", "train", str(tmp_path / "run.toml")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "DDP: 2 processes (gloo), 2 rows each: effective batch 4, lr 0.00035" in done.stderr
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    assert (tmp_path / "run" / "loss.csv").read_text().count("\n") == 2  # rank 0's row only
+    assert done.stdout.count("step 2:") == 2  # each process reports how its run ended
