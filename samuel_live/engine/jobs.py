@@ -83,38 +83,26 @@ class GenerateRequest:
 
 @dataclass(frozen=True)
 class JobResult:
-    """The files a finished job wrote, its sidecar, and how long each stage took (seconds)."""
+    """The files a finished job wrote, its sidecar, and how long each stage took (seconds;
+    -1 where a stage does not apply, e.g. capture latency for a file source)."""
 
     path: Path
     sidecar: Path
     sidecar_data: Sidecar
+    midi: Path | None
     duration_s: float
-    midi: Path | None = None  # the result's notes as a Standard MIDI File
+    queued_s: float
+    model_s: float
+    post_s: float
+    total_s: float
+    capture_latency_s: float
 
-    def _timing(self, key: str) -> float:
-        value = self.sidecar_data.timings.get(key)
-        return -1.0 if value is None else float(value)
-
-    @property
-    def queued_s(self) -> float:
-        return self._timing("queued_s")
-
-    @property
-    def model_s(self) -> float:
-        return self._timing("model_s")
-
-    @property
-    def post_s(self) -> float:
-        return self._timing("post_s")
-
-    @property
-    def total_s(self) -> float:
-        return self._timing("total_s")
-
-    @property
-    def capture_latency_s(self) -> float:
-        """Newest captured frame -> file written; -1 for file sources."""
-        return self._timing("capture_latency_s")
+    @classmethod
+    def of(cls, path: Path, sidecar: Path, data: Sidecar, midi: Path | None) -> JobResult:
+        t = {k: -1.0 if v is None else float(v) for k, v in data.timings.items()}
+        return cls(path, sidecar, data, midi, data.duration_s,
+                   *(t.get(k, -1.0) for k in ("queued_s", "model_s", "post_s", "total_s",
+                                              "capture_latency_s")))
 
 
 @dataclass

@@ -169,8 +169,7 @@ class Worker:
         output = ensure_output_folder(self._folder, request.output)  # re-checked, then made
         path, sidecar = write_result(output, replace(rendered, sidecar=sidecar),
                                      bit_depth=self._bit_depth)
-        job.result = JobResult(path=path, sidecar=sidecar_path(path), sidecar_data=sidecar,
-                               duration_s=sidecar.duration_s, midi=midi_path(path))
+        job.result = JobResult.of(path, sidecar_path(path), sidecar, midi_path(path))
         if rendered.audio is not None and sidecar.sample_rate == SAMPLE_RATE:
             self._keep(job.id, rendered.audio)
         self.finish(job, JobStatus.DONE)
