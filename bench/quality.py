@@ -77,9 +77,10 @@ def generate_both(acc: Accompanist, vocal: np.ndarray,
     return audio, render_notes(notes, TONES, n, SAMPLE_RATE)
 
 
-def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings,
-             seed: int) -> dict[str, list[Scores]]:
-    """Every system's scores on every clip."""
+def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: int,
+             controls: int) -> dict[str, list[Scores]]:
+    """Every system's scores on every clip; the unconditional and mismatched model (two more
+    sampling runs each) on the first ``controls`` clips only."""
     cfg = settings.cfg
     labels = {"model": f"model (cfg {cfg:g}, latent decode)",
               "tones": f"model (cfg {cfg:g}), notes on built-in tones",
@@ -97,8 +98,9 @@ def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings,
         other = np.resize(other, vocal.shape) if other.shape != vocal.shape else other
         outs = {
             "model": latent_out, "tones": tones_out,
-            "uncond": acc.accompany(vocal, GenerateSettings(s.sampler, s.steps, 0.0, s.seed)),
-            "mismatch": acc.accompany(other, s),
+            "uncond": acc.accompany(vocal, GenerateSettings(s.sampler, s.steps, 0.0, s.seed))
+            if i < controls else None,
+            "mismatch": acc.accompany(other, s) if i < controls else None,
             "harmonizer": harmonize(vocal),
             "noise": pink_noise(vocal.shape[1], rng),
             "silence": np.zeros_like(vocal), "real": real,
@@ -141,6 +143,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--cfg", type=float)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--controls", type=int, default=0,
+                    help="run the unconditional and mismatched model on the first N clips "
+                         "of each set only (0 = all)")
     ap.add_argument("--sweep", action="store_true", help="guidance x steps on tuning sets only")
     ap.add_argument("--sweep-cfg", default="1,2,3,5,7,10")
     ap.add_argument("--sweep-steps", default="8,15,25,50")
@@ -166,8 +171,12 @@ def main() -> None:
           f"{platform.machine()} {torch.get_num_threads()} torch threads, seed {args.seed}")
     dump: dict[str, dict] = {}
     t_all = time.monotonic()
-    for es in sets:
-        clips = load_clips(es.folder, args.limit, args.seconds)
+    work = [(es, load_clips(es.folder, args.limit, args.seconds)) for es in sets]
+    if args.sweep and len(work) > 1:  # one pooled table over the tuning sets
+        pooled = EvalSet("+".join(es.name for es in sets), Path(), "tuning",
+                         f"{args.limit} clips from each", "")
+        work = [(pooled, [c for _, clips in work for c in clips])]
+    for es, clips in work:
         t0 = time.monotonic()
         head = (f"\n### {es.name} ({es.role}): {len(clips)} clips of <= {args.seconds:g} s, "
                 f"{es.what}")
@@ -180,7 +189,7 @@ def main() -> None:
                   + table(ton), flush=True)
             dump[es.name] = {"latent": _rows(lat), "tones": _rows(ton)}
         else:
-            res = evaluate(acc, clips, settings, args.seed)
+            res = evaluate(acc, clips, settings, args.seed, args.controls or len(clips))
             print(head + f"; {settings.sampler} {settings.steps} steps; "
                   f"{time.monotonic() - t0:.0f} s\n")
             print(table(res), flush=True)

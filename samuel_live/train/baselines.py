@@ -70,7 +70,7 @@ def harmonize(vocal: np.ndarray, seconds_per_chord: float = 1.0,
         if triad is None:
             continue
         freqs = 440.0 * 2.0 ** ((np.array(chord_midi(triad)) - 69) / 12)
-        wave = np.sin(2 * np.pi * freqs[:, None] * (t + k * block / sample_rate)).sum(axis=0)
+        wave = np.sin(2 * np.pi * freqs[:, None] * t).sum(axis=0)  # ramps hide the phase
         mono[k * block : (k + 1) * block] = LEVEL * wave * ramp
     mono = mono[:n]
     return np.stack([mono, mono]).astype(np.float32)
