@@ -21,11 +21,9 @@ from samuel_live.config import PostSection
 from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, save_checkpoint
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 from samuel_live.render.batch import find_takes, plan
+from samuel_live.render.cluster import ModelSource, RayPool
 from samuel_live.render.take import TakeSpec
 from samuel_live.settings import GenerateSettings
-
-ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[cluster]"')
-from samuel_live.render.cluster import ModelSource, RayPool  # noqa: E402
 
 TINY = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32, cond_dim=16,
                   attn_levels=(1,), cross_attn_levels=(0, 1))
@@ -35,6 +33,7 @@ CLEAN = TakeSpec(source="", post=PostSection(preset="clean"))
 
 @pytest.fixture(scope="module")
 def cluster():
+    ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[cluster]"')
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
@@ -127,3 +126,12 @@ def test_killed_worker_still_completes_every_stem_once(cluster, batch):
     assert sorted(s["path"] for s in manifest["stems"]) == sorted(str(j.path) for j in jobs)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nothing half-written
     _same_files(root / "local", out)
+
+
+def test_render_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "take.wav", np.zeros(44100), 44100)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    code = main(["render", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--ray"])
+    assert code == 1
+    assert 'pip install -e ".[cluster]"' in capsys.readouterr().err
