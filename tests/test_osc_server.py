@@ -209,7 +209,8 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     assert Path(done.args[1]).is_file()
     assert done.args[1] == str(server.engine.folder / "udp-take.wav")
     assert done.args[2] == pytest.approx(sine().shape[1] / 44100)
-    queued_s, model_s, post_s, total_s, captured_at, capture_latency_s = done.args[3:]
+    queued_s, model_s, post_s, total_s, captured_at, capture_latency_s, midi = done.args[3:]
+    assert midi == "udp-take.mid" and (Path(done.args[1]).parent / midi).is_file()
     assert min(queued_s, model_s, post_s) >= 0 and total_s >= model_s
     # the latency report: dated from the newest frame captured when the request arrived
     assert float(captured_at) <= time.time() and capture_latency_s >= total_s
@@ -218,7 +219,7 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     assert capture["captured_at"] == pytest.approx(float(captured_at), abs=1e-6)
     assert capture["captured_monotonic"] <= time.monotonic()
     for key, value in zip(("queued_s", "model_s", "post_s", "total_s", "capture_latency_s"),
-                          done.args[3:7] + done.args[8:], strict=True):
+                          done.args[3:7] + done.args[8:9], strict=True):
         assert timings[key] == pytest.approx(value, abs=1e-3), key
 
     peer.send(server.udp_port, "/samuel/generate", "capture", "long", 1, LONG_STEPS)
@@ -401,7 +402,7 @@ def test_oscquery_over_http(served: tuple[Engine, OscServer]) -> None:
     assert info["OSC_PORT"] == server.udp_port and info["OSC_TRANSPORT"] == "UDP"
     assert info["NAME"] == "samuel-live"
     node = json.load(urllib.request.urlopen(base + "/samuel/generate", timeout=5))
-    assert node["TYPE"] == "ssiifssiii" and node["REPLY"] == "/samuel/generate/ack"
+    assert node["TYPE"] == "ssiifssiiiss" and node["REPLY"] == "/samuel/generate/ack"
     assert json.load(urllib.request.urlopen(base + "/samuel/ping?TYPE", timeout=5)) == {
         "TYPE": "i"}
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -533,3 +534,21 @@ def test_a_tcp_client_that_stops_reading_is_dropped_not_waited_for(
     assert server.stats.send_errors >= 1 and server.stats.dropped_clients == 1
     assert peer not in server.registry.targets()
     stuck.close()
+
+
+def test_instrument_over_osc_and_done_stays_under_1_kb(served: tuple[Engine, OscServer],
+                                                      peer: Listener) -> None:
+    _, server = served
+    name = "n" * 150 + "/" + "m" * 150 + "/" + "x" * 180  # long, but allowed
+    peer.send(server.udp_port, "/samuel/generate", "capture", name, 1, 1, 1.0, "-", "-", 5, 0,
+              0, "tones", "-")
+    job = peer.wait("/samuel/generate/ack").args[0]
+    done = peer.wait("/samuel/done", a0=job)
+    side = json.loads(Path(done.args[1] + ".json").read_text())
+    assert side["instrument"]["name"] == "Tones (built-in)"
+    assert done.args[-1] == "x" * 180 + ".mid"
+    packet = encode("/samuel/done", done.args)
+    assert len(packet) < 1024, len(packet)
+    peer.send(server.udp_port, "/samuel/generate", "capture", "bad", 1, 1, 1.0, "-", "-", 5, 0,
+              0, "kazoo")
+    assert "kazoo" in peer.wait("/samuel/error").args[1]

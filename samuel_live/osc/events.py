@@ -73,8 +73,10 @@ class EventRelay:
 
 
 def done_args(job: Any) -> tuple[OscArg, ...]:
-    """/samuel/done: the file, its length and the latency report. The capture time goes as
-    text: an OSC float cannot hold a UNIX time to the millisecond."""
+    """/samuel/done: the file, its length, the latency report and the MIDI file's name (beside
+    the audio). The capture time goes as text: an OSC float cannot hold a UNIX time to the
+    millisecond."""
     r, captured = job.result, job.request.source.captured_at
     return (job.id, str(r.path), r.duration_s, r.queued_s, r.model_s, r.post_s, r.total_s,
-            f"{captured:.6f}" if captured is not None else "", r.capture_latency_s)
+            f"{captured:.6f}" if captured is not None else "", r.capture_latency_s,
+            r.midi.name if r.midi is not None else "")
