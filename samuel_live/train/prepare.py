@@ -42,6 +42,7 @@ from samuel_live.train.shards import (
     shard_name,
     write_shard,
 )
+from samuel_live.train.spread import encode_all
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class PrepareConfig:
     variants: int = 1
     sessions_of: int = 8
     workers: int = 2
+    processes: int = 1  # encode this many sources at once, each in its own process
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -436,14 +438,15 @@ def prepare(input_path: str | Path, out: str | Path, config: PrepareConfig | Non
     out.mkdir(parents=True, exist_ok=True)
     manifest = _open_manifest(out, input_path, kind, config)
     todo = [s for s in sources if s.name not in manifest["sources"]]
-    codec = _load_codec(config) if any(not s.encoded for s in todo) else None
     writer = _ShardWriter(out, manifest, config.shard_windows)
-    for source in tqdm(todo, desc=f"encoding ({config.codec})", unit="source"):
-        try:
-            windows = encode_source(source, codec, config)
-        except (SamuelError, OSError, ValueError, RuntimeError) as exc:
-            log.warning("skipped %s: %s", source.name, exc)
-            manifest["skipped"][source.name] = {"files": list(source.files), "reason": str(exc)}
+    encoded = encode_all(todo, config, encode_source, lambda: _load_codec(config),
+                         config.processes)
+    for source, windows in tqdm(zip(todo, encoded, strict=True), total=len(todo),
+                                desc=f"encoding ({config.codec})", unit="source"):
+        if isinstance(windows, Exception):
+            log.warning("skipped %s: %s", source.name, windows)
+            manifest["skipped"][source.name] = {"files": list(source.files),
+                                                "reason": str(windows)}
             continue
         writer.add(windows)
     writer.flush()
@@ -476,6 +479,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--variants", type=int, default=1, help="chorales: augmented renders per chorale")
     add("--workers", type=int, default=2, help="chorales: parallel fluidsynth renders")
+    add("--processes", type=int, default=1,
+        help="encode N sources at once, one process each (default 1)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -490,6 +495,7 @@ def run(args: argparse.Namespace) -> dict:
         min_vocal_rms_db=args.min_vocal_rms_db,
         variants=args.variants,
         workers=args.workers,
+        processes=args.processes,
     )
     return prepare(args.input, args.out or args.input / "shards", config)
 
