@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import InvalidArgumentError, SamuelError
 
 if TYPE_CHECKING:
     from samuel_live.codec.base import Codec
@@ -28,6 +28,9 @@ _job: dict[str, Any] = {}  # what a forked worker was given
 def encode_all(todo: list[Source], config: PrepareConfig, encode: Encode,
                load_codec: Callable[[], Codec], processes: int) -> Iterator[Windows | Exception]:
     """Each source's windows, or the exception that made it unusable, in ``todo``'s order."""
+    if processes > 1 and config.device.startswith("cuda"):
+        raise InvalidArgumentError("--processes N encodes on CPUs (forked processes cannot share "
+                                   "a GPU): use --processes 1 with --device cuda")
     needs_codec = any(not s.encoded for s in todo)
     if processes <= 1 or len(todo) < 2:
         codec = load_codec() if needs_codec else None
