@@ -364,3 +364,13 @@ def test_reaper_osc_pattern_file_binds_actions() -> None:
                 assert flag and set(flag) <= set("nfisbtr"), pattern
                 patterns.setdefault(name, []).append(pattern)
     assert "i/action" in patterns["ACTION"] and "t/action/@" in patterns["ACTION"]
+
+
+# Max's live.text "mode": 0 = Button (fires once per click), 1 = Toggle (Max's default).
+LIVE_TEXT_MODES = {"Arm": 1, "Clip": 1, "Preview": 1, "Generate": 0, "Cancel": 0}
+
+
+def test_every_live_text_mode_is_pinned_to_its_role() -> None:
+    boxes = [b["box"] for b in _patcher()["boxes"] if b["box"]["maxclass"] == "live.text"]
+    modes = {box["text"]: box["mode"] for box in boxes}
+    assert modes == LIVE_TEXT_MODES

@@ -51,7 +51,7 @@
 				"box": {
 					"id": "obj-3",
 					"maxclass": "live.text",
-					"mode": 0,
+					"mode": 1,
 					"numinlets": 1,
 					"numoutlets": 2,
 					"outlettype": [
@@ -274,7 +274,7 @@
 				"box": {
 					"id": "obj-10",
 					"maxclass": "live.text",
-					"mode": 1,
+					"mode": 0,
 					"numinlets": 1,
 					"numoutlets": 2,
 					"outlettype": [
@@ -376,7 +376,7 @@
 				"box": {
 					"id": "obj-14",
 					"maxclass": "live.text",
-					"mode": 1,
+					"mode": 0,
 					"numinlets": 1,
 					"numoutlets": 2,
 					"outlettype": [
@@ -776,7 +776,7 @@
 				"box": {
 					"id": "obj-34",
 					"maxclass": "live.text",
-					"mode": 0,
+					"mode": 1,
 					"numinlets": 1,
 					"numoutlets": 2,
 					"outlettype": [
@@ -903,7 +903,7 @@
 				"box": {
 					"id": "obj-39",
 					"maxclass": "live.text",
-					"mode": 0,
+					"mode": 1,
 					"numinlets": 1,
 					"numoutlets": 2,
 					"outlettype": [

@@ -142,7 +142,8 @@ PARAMETERS: dict[str, tuple[int, float, float, float]] = {
     "Clip": (2, 0, 1, 1),
     "Preview": (2, 0, 1, 0),
 }
-TOGGLES = {"Arm", "Clip", "Preview"}  # live.text in toggle mode; the others are buttons
+# live.text "mode" in Max: 0 = Button (one output per click), 1 = Toggle (Max's default).
+TOGGLES = {"Arm", "Clip", "Preview"}  # these stay on/off; every other live.text is a button
 PRESENTATION: dict[str, tuple[float, float, float, float]] = {
     "arm_button": (8, 8, 60, 18),
     "generate_button": (8, 32, 60, 18),
@@ -222,7 +223,7 @@ def ui_attributes(kind: str, label: str) -> dict[str, Any]:
     attrs: dict[str, Any] = {"saved_attribute_attributes": {"valueof": value}}
     if kind == "live.text":
         value["parameter_enum"] = ["off", "on"]
-        attrs.update(text=label, texton=label, mode=0 if label in TOGGLES else 1)
+        attrs.update(text=label, texton=label, mode=1 if label in TOGGLES else 0)
     return attrs
 
 
