@@ -271,3 +271,10 @@ def test_every_sampler_reports_each_step_and_inpaints_reproducibly(name: str) ->
     (first, seen), (second, _) = run(0), run(1)
     assert seen == [0, 1, 2, 3]
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("cond_drop", [-0.1, 1.5])
+def test_condition_drop_outside_0_1_is_refused(cond_drop: float) -> None:
+    x0 = torch.zeros(1, 4, 16)
+    with pytest.raises(SamuelError, match="cond_drop"):
+        diffusion_loss(live_model(), x0, x0, SCHEDULE, cond_drop=cond_drop)
