@@ -61,7 +61,10 @@ def snapshot(dest: Path) -> None:
     lines += [f"    {p}" for p in MUTATE]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in TESTS]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q",
-              "process_isolation = forkserver", "use_git_change_detection = false", ""]
+              "process_isolation = forkserver", "use_git_change_detection = false",
+              # CPU-time limit per mutant = 3 x its tests' clean time + 10 s (mutmut's 15x
+              # default let a few looping mutants hold a worker for 20+ minutes).
+              "timeout_multiplier = 3.0", "timeout_constant = 10.0", ""]
     (dest / "setup.cfg").write_text("\n".join(lines))
 
 
