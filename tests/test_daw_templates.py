@@ -273,28 +273,121 @@ VOCAL = {"path": "/songs/it's my take.wav", "position": 12.5, "length": 8.0, "of
 RESULT = "/renders/reaper/it_s my take-accomp.wav"
 
 
+MIDI_NAME = "it_s my take-accomp.mid"
+MIDI = "/renders/reaper/" + MIDI_NAME
+
+
+def done_reply(job: int, path: str, duration: float, midi: str) -> str:
+    """/samuel/done with all 10 arguments, as the engine sends it for a file source."""
+    args = (job, path, duration, 0.0, 1.0, 0.1, 1.2, "", -1.0, midi)
+    assert len(args) == len(NS.methods["/samuel/done"].args)
+    assert NS.methods["/samuel/done"].args[-1].name == "midi"
+    return reply("/samuel/done", *args)
+
+
 def test_accompany_sends_the_item_and_inserts_the_result_aligned(tmp_path: Path) -> None:
     record = run_script(ACCOMPANY, tmp_path, tracks=3, cursor=1.0, items=[VOCAL],
-                        files={RESULT: True}, replies=[
+                        files={RESULT: True, MIDI: True}, replies=[
                             reply("/samuel/generate/ack", 7, 0, 12.5),
                             reply("/samuel/progress", 7, 1, 2, 0.5),
-                            reply("/samuel/done", 7, RESULT, 47.55, 0.0, 1.0, 0.1, 1.2)])
+                            done_reply(7, RESULT, 47.55, MIDI_NAME)])
     assert len(record["exec"]) == 1 and record["exec"][0]["timeout"] == -1  # in the background
     argv = sent_argv(record)
     address, values = check_send_argv(argv)
-    assert address == "/samuel/generate" and values[0] == "file:" + VOCAL["path"]
+    assert address == "/samuel/generate" and values == ["file:" + VOCAL["path"],
+                                                          values[1], -1, 0, -1.0]
     assert record["defer_ticks"] >= 3  # polled across ticks, not in one blocking call
     assert record["messages"] == []
-    [insert] = record["inserts"]
-    assert insert["path"] == RESULT and insert["mode"] == 0 and insert["undo_depth"] == 1
-    assert insert["cursor"] == VOCAL["position"]
-    assert record["new_tracks"] == [2] and insert["track"] == 2  # a new track below the vocal
-    assert record["track_names"][2] == "SAMUeL accompaniment"
+    assert "SAMUeL job 7: step 1 of 2" in record["progress"] and record["window_closed"]
+    audio, midi = record["inserts"]
+    assert audio["path"] == RESULT and audio["mode"] == 0 and audio["undo_depth"] == 1
+    assert audio["cursor"] == VOCAL["position"]
+    assert record["new_tracks"] == [2, 3] and audio["track"] == 2  # new tracks below the vocal
+    assert record["track_names"][2:4] == ["SAMUeL accompaniment", "SAMUeL MIDI"]
+    assert midi["path"] == MIDI and midi["track"] == 3 and midi["undo_depth"] == 1
+    for insert in (audio, midi):  # both show the window of the result the vocal shows
+        assert insert["item_values"] == {"D_POSITION": 12.5, "D_LENGTH": 8.0}
+        assert insert["take_values"] == {"D_STARTOFFS": 2.0, "D_PLAYRATE": 1.0}
     assert record["undo"] == ["begin", "end:SAMUeL: insert accompaniment"]
-    assert record["item_values"] == {"D_POSITION": 12.5, "D_LENGTH": 8.0}
-    assert record["take_values"]["D_STARTOFFS"] == 2.0
     assert record["cursor_moves"][-1] == 1.0  # the edit cursor is put back
     assert "job" not in record["extstate"]
+
+
+def test_accompany_skips_the_midi_track_when_turned_off(tmp_path: Path) -> None:
+    record = run_script(ACCOMPANY, tmp_path, tracks=3, items=[VOCAL], extstate={"midi": "0"},
+                        files={RESULT: True, MIDI: True},
+                        replies=[done_reply(7, RESULT, 47.55, MIDI_NAME)])
+    assert [i["path"] for i in record["inserts"]] == [RESULT] and record["new_tracks"] == [2]
+
+
+def _read_float_wav(path: Path) -> tuple[int, list[tuple[float, ...]]]:
+    import soundfile
+
+    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return rate, [tuple(float(v) for v in frame) for frame in data]
+
+
+def test_a_time_selection_sends_only_that_part_and_places_results_on_it(tmp_path: Path) -> None:
+    # the vocal item spans 12.5..20.5 s; the selection 14.0..30.0 overlaps it from 14.0 to 20.5
+    cuts = tmp_path / "cuts"
+    record = run_script(ACCOMPANY, tmp_path, tracks=3, items=[VOCAL], selection=[14.0, 30.0],
+                        audio={"rate": 8000, "channels": 2}, extstate={"cut_dir": str(cuts)},
+                        files={RESULT: True, MIDI: True},
+                        replies=[done_reply(7, RESULT, 6.5, MIDI_NAME)])
+    address, values = check_send_argv(sent_argv(record))
+    sent = Path(str(values[0]).removeprefix("file:"))
+    assert sent.parent == cuts and sent.suffix == ".wav"
+    rate, frames = _read_float_wav(sent)
+    assert rate == 8000 and len(frames) == round(6.5 * 8000)
+    # the accessor's sample at item time t is (t/100, -t/100): the cut starts 1.5 s into the item
+    assert frames[0] == pytest.approx((0.015, -0.015), abs=1e-6)
+    assert frames[-1][0] == pytest.approx((1.5 + (len(frames) - 1) / 8000) / 100, abs=1e-6)
+    assert record["accessors"] == 0  # destroyed after use
+    for insert in record["inserts"]:
+        assert insert["cursor"] == 14.0
+        assert insert["item_values"] == {"D_POSITION": 14.0, "D_LENGTH": 6.5}
+        assert insert["take_values"] == {"D_STARTOFFS": 0, "D_PLAYRATE": 1}
+
+
+def test_a_selection_outside_the_item_sends_the_whole_source(tmp_path: Path) -> None:
+    record = run_script(ACCOMPANY, tmp_path, items=[VOCAL], selection=[30.0, 40.0], replies=[])
+    assert check_send_argv(sent_argv(record))[1][0] == "file:" + VOCAL["path"]
+
+
+def test_instrument_and_soundfont_settings_are_sent(tmp_path: Path) -> None:
+    record = run_script(ACCOMPANY, tmp_path, items=[VOCAL], replies=[],
+                        extstate={"instrument": "cello", "soundfont": "gm.sf2"})
+    _, values = check_send_argv(sent_argv(record))
+    assert values[10:] == ["cello", "gm.sf2"] and values[7] == 5  # the engine's priority default
+
+
+SETTINGS = REAPER / "SAMUeL - settings.lua"
+
+
+def test_settings_dialog_round_trip(tmp_path: Path) -> None:
+    fields = ["/opt/sam, venv/bin/samuel-live", "10.0.0.2", "9100", "600", "42", "",
+              "3.5", "cello", "-", "0", "/data/cuts"]
+    record = run_script(SETTINGS, tmp_path, extstate={"host": "192.168.1.9", "steps": "20"},
+                        user_inputs={"ok": True, "answer": "\n".join(fields)})
+    dialog = record["dialog"]
+    assert dialog["count"] == 11 == len(dialog["captions"].split(",")) - 2
+    assert "separator=\n" in dialog["captions"]
+    defaults = dialog["defaults"].split("\n")
+    assert defaults[1] == "192.168.1.9" and defaults[5] == "20" and defaults[0] == "samuel-live"
+    saved = record["extstate"]
+    assert saved == {"cli": fields[0], "host": "10.0.0.2", "port": "9100", "timeout": "600",
+                     "seed": "42", "cfg": "3.5", "instrument": "cello", "midi": "0",
+                     "cut_dir": "/data/cuts"}  # empty or default fields are cleared
+    # the next request uses them
+    follow = run_script(ACCOMPANY, tmp_path, items=[VOCAL], replies=[], extstate=saved)
+    argv = sent_argv(follow)
+    assert argv[0] == fields[0] and argv[argv.index("--port") + 1] == "9100"
+
+
+def test_a_cancelled_settings_dialog_changes_nothing(tmp_path: Path) -> None:
+    record = run_script(SETTINGS, tmp_path, extstate={"port": "9100"},
+                        user_inputs={"ok": False, "answer": ""})
+    assert record["extstate"] == {"port": "9100"}
 
 
 def test_accompany_shows_engine_errors(tmp_path: Path) -> None:
@@ -310,7 +403,7 @@ def test_accompany_explains_a_missing_cli(tmp_path: Path) -> None:
     record = run_script(ACCOMPANY, tmp_path, items=[VOCAL], exit_code=127,
                         replies=["sh: 1: samuel-live: not found"])
     [shown] = record["messages"]
-    assert "samuel-live: not found" in shown and 'SetExtState("SAMUeL", "cli"' in shown
+    assert "samuel-live: not found" in shown and '"SAMUeL - settings"' in shown
 
 
 def test_accompany_needs_a_selected_item(tmp_path: Path) -> None:
@@ -329,12 +422,12 @@ def test_live_capture_places_the_result_before_the_play_position(tmp_path: Path)
     record = run_script(CAPTURE, tmp_path, tracks=2, playing=True, play_position=30.0,
                         files={result: True}, replies=[
                             reply("/samuel/generate/ack", 2, 0, 3.0),
-                            reply("/samuel/done", 2, result, 10.0, 0.0, 1.0, 0.1, 1.2)])
+                            done_reply(2, result, 10.0, "live.mid")])
     address, values = check_send_argv(sent_argv(record))
     assert address == "/samuel/generate" and values[0] == "capture"
     [insert] = record["inserts"]
     assert insert["path"] == result and insert["cursor"] == 20.0 and insert["undo_depth"] == 1
-    assert record["new_tracks"] == [2]
+    assert record["new_tracks"] == [2]  # live.mid is not there: no MIDI track
 
 
 def test_cancel_sends_the_running_job(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ local function main()
     if playing then
       start = math.max(0, anchor - (state.done.duration or 0))
     end
-    samuel.insert_result(state.done.path, start, nil, nil)
+    samuel.insert_result(state.done, start, nil, nil)
   end)
 end
 

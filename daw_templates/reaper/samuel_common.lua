@@ -6,9 +6,8 @@
 -- written to a small shell (or .bat) file whose output goes to a log file, and a reaper.defer
 -- loop reads that log until a final reply or the exit marker appears. REAPER never blocks.
 --
--- Settings: edit the defaults below, or set them once per machine from any script/console:
---   reaper.SetExtState("SAMUeL", "cli", "/home/me/.venv/bin/samuel-live", true)
--- keys: cli, host, port, timeout (seconds), seed, steps, cfg.
+-- Settings: run "SAMUeL - settings.lua" (a dialog; saved per machine in ExtState "SAMUeL"),
+-- or edit the defaults below. Keys: M.FIELDS.
 
 local M = {}
 
@@ -21,6 +20,20 @@ M.defaults = {
   seed = "-1",         -- -1 = random
   steps = "0",         -- 0 = the engine's default
   cfg = "-1",          -- < 0 = the engine's default
+  instrument = "-",    -- piano, strings, 0-127, tones, none; - = the engine's render.instrument
+  soundfont = "-",     -- an .sf2/.sf3 in the engine's render.soundfont_dirs; - = its default
+  midi = "1",          -- 1 = also insert the result's MIDI file on its own track
+  cut_dir = "",        -- where time-selection cuts are written ("" = <resource>/SAMUeL/cuts);
+                       -- must be one of the engine's render.allowed_input_dirs
+}
+
+--- The settings dialog's fields, in order: key and caption.
+M.FIELDS = {
+  { "cli", "samuel-live command" }, { "host", "Engine host" }, { "port", "Engine UDP port" },
+  { "timeout", "Timeout (s)" }, { "seed", "Seed (-1 = random)" },
+  { "steps", "Steps (0 = default)" }, { "cfg", "CFG (-1 = default)" },
+  { "instrument", "Instrument (- = default)" }, { "soundfont", "SoundFont (- = default)" },
+  { "midi", "Insert MIDI (1/0)" }, { "cut_dir", "Folder for selection cuts" },
 }
 
 --- A setting: the ExtState value if one was saved, else the default above.
@@ -215,6 +228,11 @@ function M.parse_output(text)
   return state
 end
 
+--- The folder part of PATH, with its trailing separator ("" when it has none).
+function M.folder_of(path)
+  return path:match("^(.*[/\\])") or ""
+end
+
 function M.apply_reply(state, address, args)
   if address == "/samuel/generate/ack" and not state.job then
     state.job = tonumber(args[1])
@@ -222,6 +240,9 @@ function M.apply_reply(state, address, args)
     state.step, state.total = tonumber(args[2]), tonumber(args[3])
   elseif address == "/samuel/done" then
     state.done = { job = tonumber(args[1]), path = args[2], duration = tonumber(args[3]) }
+    if args[10] and args[10] ~= "" then -- the MIDI file's name, in the audio's folder
+      state.done.midi = M.folder_of(args[2]) .. args[10]
+    end
   elseif address == "/samuel/cancelled" then
     state.cancelled = tonumber(args[1])
   elseif address == "/samuel/error" then
@@ -242,13 +263,43 @@ function M.describe_failure(state)
   end
   return "samuel-live send ended (exit " .. tostring(state.exit) .. ") without a result:\n\n"
     .. notes .. "\n\nIs the engine running (`samuel-live serve`)? Is `" .. M.setting("cli")
-    .. "` the right command? Set its full path with\nreaper.SetExtState(\"SAMUeL\", \"cli\", PATH, true)"
+    .. "` the right command? Set its full path in \"SAMUeL - settings\" (samuel-live command)."
 end
 
 -- Waiting for a job ----------------------------------------------------------------------------
 
---- Poll LOG with reaper.defer until the job ends; then call on_done(state) inside nothing
---- (the caller opens its own undo block) or report the failure. Never blocks the UI.
+--- One line on the job's state for the progress window.
+function M.status_text(state)
+  if state.step and state.total then
+    return string.format("SAMUeL job %s: step %d of %d", tostring(state.job), state.step,
+      state.total)
+  elseif state.job then
+    return "SAMUeL job " .. state.job .. ": queued"
+  end
+  return "SAMUeL: sending the request..."
+end
+
+--- A small window that shows TEXT; it may be closed, the job goes on.
+function M.show_progress(text)
+  if not M.window then
+    gfx.init("SAMUeL", 420, 60)
+    M.window = true
+  end
+  if gfx.getchar() < 0 then
+    return -- closed by the user
+  end
+  gfx.set(0.12, 0.12, 0.12)
+  gfx.rect(0, 0, gfx.w, gfx.h, 1)
+  gfx.set(0.9, 0.9, 0.9)
+  gfx.setfont(1, "Arial", 16)
+  gfx.x, gfx.y = 12, 20
+  gfx.drawstr(text)
+  gfx.update()
+end
+
+--- Poll LOG with reaper.defer until the job ends, showing progress in a small window; then
+--- call on_done(state) (the caller opens its own undo block) or report the failure.
+--- Never blocks the UI.
 function M.wait(log, on_done)
   local deadline = reaper.time_precise() + tonumber(M.setting("timeout")) + 30
   local function tick()
@@ -256,6 +307,7 @@ function M.wait(log, on_done)
     if state.job then
       reaper.SetExtState(M.EXT, "job", tostring(state.job), false)
     end
+    M.show_progress(M.status_text(state))
     if state.done then
       M.finish()
       on_done(state)
@@ -276,30 +328,45 @@ end
 
 function M.finish()
   reaper.DeleteExtState(M.EXT, "job", false)
+  if M.window then
+    gfx.quit()
+    M.window = nil
+  end
 end
 
 -- Placing the result ---------------------------------------------------------------------------
 
---- Insert PATH on a new track below TRACK_INDEX (0-based; nil = at the end) with its start at
---- POSITION, as one undo step. TRIM (optional) = { offset, length, playrate } of the new take.
-function M.insert_result(path, position, track_index, trim)
-  if not reaper.file_exists(path) then
-    M.error("SAMUeL: the engine reported " .. path .. " but the file is not there.")
-    return nil
-  end
-  reaper.Undo_BeginBlock()
-  reaper.PreventUIRefresh(1)
-  local index = track_index and (track_index + 1) or reaper.CountTracks(0)
+--- Insert PATH on a new track named NAME at INDEX, its start at POSITION; returns the item.
+local function insert_on_new_track(path, name, index, position, trim)
   reaper.InsertTrackAtIndex(index, true)
   local track = reaper.GetTrack(0, index)
-  reaper.GetSetMediaTrackInfo_String(track, "P_NAME", "SAMUeL accompaniment", true)
+  reaper.GetSetMediaTrackInfo_String(track, "P_NAME", name, true)
   reaper.SetOnlyTrackSelected(track)
-  local cursor = reaper.GetCursorPosition()
   reaper.SetEditCurPos(position, false, false)
   reaper.InsertMedia(path, 0) -- 0 = on the selected track, at the edit cursor
   local item = reaper.GetSelectedMediaItem(0, 0)
   if item and trim then
     M.trim(item, position, trim)
+  end
+  return item
+end
+
+--- Insert the result DONE (its audio, and its MIDI file when there is one and the "midi"
+--- setting is 1) on new tracks below TRACK_INDEX (0-based; nil = at the end), each starting
+--- at POSITION, as one undo step. TRIM (optional) = { offset, length, playrate } of the takes.
+function M.insert_result(done, position, track_index, trim)
+  if not reaper.file_exists(done.path) then
+    M.error("SAMUeL: the engine reported " .. done.path .. " but the file is not there.")
+    return nil
+  end
+  local midi = M.setting("midi") == "1" and done.midi and reaper.file_exists(done.midi)
+  reaper.Undo_BeginBlock()
+  reaper.PreventUIRefresh(1)
+  local index = track_index and (track_index + 1) or reaper.CountTracks(0)
+  local cursor = reaper.GetCursorPosition()
+  local item = insert_on_new_track(done.path, "SAMUeL accompaniment", index, position, trim)
+  if midi then
+    insert_on_new_track(done.midi, "SAMUeL MIDI", index + 1, position, trim)
   end
   reaper.SetEditCurPos(cursor, false, false)
   reaper.PreventUIRefresh(-1)
@@ -328,9 +395,52 @@ function M.output_name(stem)
   return "reaper/" .. safe:sub(1, 80) .. "-accomp-" .. os.date("%Y%m%d-%H%M%S") .. ".wav"
 end
 
---- The generate arguments shared by all scripts: SOURCE, OUTPUT, then seed, steps, cfg.
+--- The generate arguments shared by all scripts: SOURCE, OUTPUT, seed, steps, cfg; then, only
+--- when an instrument or SoundFont is chosen, sampler, post, priority, loop_bars, autoplay
+--- (the engine's defaults: -, -, 5, 0, 0), instrument and soundfont.
 function M.generate_args(source, output)
-  return { source, output, M.setting("seed"), M.setting("steps"), M.setting("cfg") }
+  local args = { source, output, M.setting("seed"), M.setting("steps"), M.setting("cfg") }
+  local instrument, soundfont = M.setting("instrument"), M.setting("soundfont")
+  if instrument ~= "-" or soundfont ~= "-" then
+    for _, value in ipairs({ "-", "-", "5", "0", "0", instrument, soundfont }) do
+      args[#args + 1] = value
+    end
+  end
+  return args
+end
+
+-- Settings dialog ------------------------------------------------------------------------------
+
+--- Ask for every setting in one dialog (GetUserInputs) and save the answers per machine.
+--- Returns true when saved, false when cancelled. Fields are separated by newlines, so
+--- values may contain commas.
+function M.settings_dialog()
+  local captions, values = {}, {}
+  for i, field in ipairs(M.FIELDS) do
+    captions[i] = field[2]
+    values[i] = M.setting(field[1])
+  end
+  captions[#captions + 1] = "separator=\n" -- the separator of the values, not the captions
+  captions[#captions + 1] = "extrawidth=220"
+  local ok, answer = reaper.GetUserInputs("SAMUeL settings", #M.FIELDS,
+    table.concat(captions, ","), table.concat(values, "\n"))
+  if not ok then
+    return false
+  end
+  local i = 0
+  for value in (answer .. "\n"):gmatch("([^\n]*)\n") do
+    i = i + 1
+    local field = M.FIELDS[i]
+    if field then
+      value = value:match("^%s*(.-)%s*$")
+      if value == "" or value == M.defaults[field[1]] then
+        reaper.DeleteExtState(M.EXT, field[1], true)
+      else
+        reaper.SetExtState(M.EXT, field[1], value, true)
+      end
+    end
+  end
+  return true
 end
 
 return M

@@ -4,7 +4,10 @@
 -- SCENARIO.lua returns a table: items (the selected media items), tracks (count), cursor,
 -- playing/play_position, replies (lines the background `samuel-live send` "prints": one is
 -- appended to its log per defer tick, then "samuel-exit <exit_code>"), exec_output (what a
--- blocking ExecProcess returns), extstate, files (paths that exist), os, resource.
+-- blocking ExecProcess returns), extstate, files (paths that exist), os, resource,
+-- selection ({start, end} time selection), audio ({rate, channels}: the take's audio, whose
+-- sample at item time t is t/100 on channel 1 and -t/100 on channel 2), user_inputs ({ok,
+-- answer}: what GetUserInputs returns).
 -- It runs SCRIPT, then the defer callbacks in a loop, and prints what REAPER saw as JSON.
 
 local scenario = dofile(arg[1])
@@ -12,7 +15,7 @@ local script = arg[2]
 
 local record = {
   exec = {}, inserts = {}, undo = {}, messages = {}, new_tracks = {}, defer_ticks = 0,
-  item_values = {}, take_values = {}, cursor_moves = {},
+  cursor_moves = {}, progress = {}, window_closed = false,
 }
 local queue = {}
 local undo_depth = 0
@@ -66,6 +69,11 @@ function reaper.file_exists(path) return files[path] == true end
 function reaper.GetExtState(section, key) return extstate[key] or "" end
 function reaper.SetExtState(section, key, value) extstate[key] = value end
 function reaper.DeleteExtState(section, key) extstate[key] = nil end
+function reaper.GetUserInputs(title, count, captions, defaults)
+  record.dialog = { title = title, count = count, captions = captions, defaults = defaults }
+  local answer = scenario.user_inputs or { ok = false, answer = "" }
+  return answer.ok, answer.answer
+end
 
 function reaper.ShowMessageBox(message, title, kind)
   record.messages[#record.messages + 1] = message
@@ -138,20 +146,64 @@ function reaper.GetMediaItemInfo_Value(item, key) return item.values[key] end
 function reaper.GetMediaItemTakeInfo_Value(take, key) return take.values[key] end
 function reaper.SetMediaItemInfo_Value(item, key, value)
   item.values[key] = value
-  if item.inserted then record.item_values[key] = value end
+  if item.inserted then item.inserted.item_values[key] = value end
 end
 function reaper.SetMediaItemTakeInfo_Value(take, key, value)
   take.values[key] = value
-  if take.item.inserted then record.take_values[key] = value end
+  if take.item.inserted then take.item.inserted.take_values[key] = value end
 end
 
+-- Time selection and audio accessors -------------------------------------------------------------
+
+function reaper.GetSet_LoopTimeRange(set)
+  assert(not set, "the scripts only read the time selection")
+  local selection = scenario.selection or { 0, 0 }
+  return selection[1], selection[2]
+end
+function reaper.GetMediaSourceSampleRate() return (scenario.audio or {}).rate or 44100 end
+function reaper.GetMediaSourceNumChannels() return (scenario.audio or {}).channels or 2 end
+function reaper.CreateTakeAudioAccessor(take)
+  record.accessors = (record.accessors or 0) + 1
+  return { take = take }
+end
+function reaper.DestroyAudioAccessor() record.accessors = record.accessors - 1 end
+function reaper.new_array(size)
+  local values = {}
+  return { size = size, values = values, table = function() return values end }
+end
+function reaper.GetAudioAccessorSamples(accessor, rate, channels, start, frames, buffer)
+  assert(frames * channels <= buffer.size, "buffer too small")
+  for i = 0, frames - 1 do
+    local t = start + i / rate
+    for c = 1, channels do
+      buffer.values[i * channels + c] = (c == 1 and 1 or -1) * t / 100
+    end
+  end
+  return 1
+end
+
+-- The script's window ----------------------------------------------------------------------------
+
+gfx = { w = 420, h = 60, x = 0, y = 0 }
+function gfx.init() record.window_opened = true end
+function gfx.getchar() return 0 end
+function gfx.set() end
+function gfx.rect() end
+function gfx.setfont() end
+function gfx.drawstr(text)
+  if record.progress[#record.progress] ~= text then record.progress[#record.progress + 1] = text end
+end
+function gfx.update() end
+function gfx.quit() record.window_closed = true end
+
 function reaper.InsertMedia(path, mode)
-  record.inserts[#record.inserts + 1] = {
+  local insert = {
     path = path, mode = mode, cursor = cursor, track = track_index(selected_track),
-    undo_depth = undo_depth,
+    undo_depth = undo_depth, item_values = {}, take_values = {},
   }
+  record.inserts[#record.inserts + 1] = insert
   local item = make_item({ path = path, position = cursor, track = track_index(selected_track) })
-  item.inserted = true
+  item.inserted = insert
   selected_items = { item }
   return 1
 end
