@@ -58,6 +58,8 @@ def pd_ports(box: PdBox) -> tuple[int, int]:
         return (0 if receives else 1), 1
     if box.kind == "text":
         return 0, 0
+    if box.kind == "symbolatom":
+        return 1, 1
     name, args = box.words[0], box.words[1:]
     fixed = {"loadbang": (1, 1), "r": (0, 1), "s": (1, 0), "netsend": (1, 1),
              "netreceive": (1, 2), "oscparse": (1, 1), "f": (2, 1), "print": (1, 0),
@@ -66,7 +68,9 @@ def pd_ports(box: PdBox) -> tuple[int, int]:
     if name in fixed:
         return fixed[name]
     if name == "list":
-        return {"trim": (1, 1), "prepend": (2, 1)}[args[0]]
+        return {"trim": (1, 1), "prepend": (2, 1), "append": (2, 1), "split": (2, 3)}[args[0]]
+    if name == "file":  # Pd 0.52+: a result outlet and an error outlet
+        return {"splitname": (1, 2), "join": (1, 2)}[args[0]]
     if name in ("t", "unpack"):
         return 1, len(args)
     if name == "pack":
@@ -163,10 +167,20 @@ def test_routes_and_unpacks_match_the_replies(patch) -> None:
         for src, out, dst, _ in wires:
             if src == box and out == outlet and boxes[dst].name == "unpack" and method:
                 assert len(boxes[dst].words) - 1 <= len(method.args), (address, boxes[dst])
-    done = next(i for i, b in enumerate(boxes) if b.words[:2] == ("unpack", "f") and
-                len(b.words) == 8)
-    path_index = [a.name for a in NS.methods["/samuel/done"].args].index("path")
-    assert boxes[done].words[1 + path_index] == "s"
+    done_args = NS.methods["/samuel/done"].args
+    done = next(i for i, b in enumerate(boxes) if b.words[:3] == ("unpack", "f", "s"))
+    assert boxes[done].words[1:] == tuple("s" if a.tag == "s" else "f" for a in done_args)
+    names = [a.name for a in done_args]
+    # the MIDI file's name goes into the cold inlet of [list append] before the path arrives
+    # (unpack fires right to left), and the path into [file splitname]: folder + name
+    midi_to = {(dst, inlet) for src, out, dst, inlet in wires
+               if src == done and out == names.index("midi")}
+    path_to = {dst for src, out, dst, _ in wires if src == done and out == names.index("path")}
+    [(append, inlet)] = midi_to
+    assert inlet == 1
+    assert boxes[append].words == ("list", "append")
+    split = next(d for d in path_to if boxes[d].words == ("file", "splitname"))
+    assert (split, 0, append - 1, 0) in wires and (append - 1, 0, append, 0) in wires
 
 
 def _free_udp_port() -> int:
@@ -207,5 +221,7 @@ def test_template_generates_headless_against_the_engine(server: OscServer) -> No
     done = next(ln for ln in lines if ln.startswith("samuel-done:"))
     path = Path(done.split()[2])
     assert path.is_file() and path.parent == server.engine.folder
+    midi = Path(next(ln for ln in lines if ln.startswith("samuel-midi:")).split(" ", 2)[2])
+    assert midi.is_file() and midi.parent == path.parent and midi.suffix == ".mid"
     loaded = next(ln for ln in lines if ln.startswith("samuel-loaded:"))
     assert int(float(loaded.split()[1])) > 1000  # frames read into the samuel-left table
