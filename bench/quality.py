@@ -150,7 +150,10 @@ def main() -> None:
     ap.add_argument("--sweep-cfg", default="1,2,3,5,7,10")
     ap.add_argument("--sweep-steps", default="8,15,25,50")
     ap.add_argument("--json", type=Path, help="write every clip's scores here")
+    ap.add_argument("--report", type=Path, help="print the tables of a --json file, run nothing")
     args = ap.parse_args()
+    if args.report:
+        return report(args.report)
 
     acc = Accompanist.load(args.model, device=args.device)
     info = acc.info()
@@ -199,6 +202,16 @@ def main() -> None:
             args.json.write_text(json.dumps({"settings": asdict(settings), "seconds": args.seconds,
                                              "limit": args.limit, "sets": dump}, indent=1))
     print(f"\ntotal {time.monotonic() - t_all:.0f} s")
+
+
+def report(path: Path) -> None:
+    """Print the tables kept in a ``--json`` file."""
+    data = json.loads(path.read_text())
+    print(f"{data['settings']}, clips of <= {data['seconds']:g} s")
+    for name, kinds in data["sets"].items():
+        for kind, rows in kinds.items():
+            print(f"\n### {name}: {kind}\n")
+            print(table({k: [Scores(**r) for r in v] for k, v in rows.items()}))
 
 
 def _rows(results: dict[str, list[Scores]]) -> dict[str, list[dict]]:

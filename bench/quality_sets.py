@@ -74,8 +74,10 @@ def table(results: dict[str, list[Scores]], columns=COLUMNS) -> str:
             if any(not math.isnan(getattr(r, f)) for rows in results.values() for r in rows)]
     lines = ["| system | " + " | ".join(t for _, t in keep) + " |",
              "|---" * (len(keep) + 1) + "|"]
+    most = max((len(rows) for rows in results.values()), default=0)
     for label, rows in results.items():
         if rows:
+            label = label if len(rows) == most else f"{label} ({len(rows)} clips)"
             lines.append(f"| {label} | "
                          + " | ".join(cell([getattr(r, f) for r in rows]) for f, _ in keep)
                          + " |")
