@@ -1,6 +1,6 @@
 -- SAMUeL - generate from live capture
 -- Asks the engine to accompany what it has captured from the singer (/samuel/generate with the
--- "capture" source), waits in the background and inserts the result on a new track.
+-- "capture" source), waits in the background and inserts the result (and its MIDI) on new tracks.
 -- Placement: if REAPER is playing, the capture is taken to end at the play position of the
 -- moment you ran the script, so the result starts DURATION seconds before it; when stopped, the
 -- result starts at the edit cursor.
