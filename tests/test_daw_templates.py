@@ -179,7 +179,7 @@ def test_maxpat_routes_only_replies_in_the_schema() -> None:
 def _check_dollars(boxes: dict[str, Any], box_id: str, nargs: int, lines: list[Any],
                    depth: int = 0) -> None:
     text = boxes[box_id].get("text", "")
-    for n in re.findall(r"\$(\d)", text):
+    for n in re.findall(r"\$(\d+)", text):
         assert int(n) <= nargs, f"{text!r} uses ${n} of a {nargs}-argument reply"
     if text.startswith(("t ", "gate")) and depth < 4:  # these pass the list on unchanged
         for line in lines:
@@ -460,7 +460,8 @@ def test_reaper_osc_pattern_file_binds_actions() -> None:
 
 
 # Max's live.text "mode": 0 = Button (fires once per click), 1 = Toggle (Max's default).
-LIVE_TEXT_MODES = {"Arm": 1, "Clip": 1, "Preview": 1, "Generate": 0, "Cancel": 0}
+LIVE_TEXT_MODES = {"Arm": 1, "Clip": 1, "Preview": 1, "Rec": 1, "Track": 1, "Arrange": 1,
+                   "Generate": 0, "Cancel": 0}
 
 
 def test_every_live_text_mode_is_pinned_to_its_role() -> None:

@@ -32,6 +32,65 @@
 			{
 				"box": {
 					"id": "obj-2",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						20,
+						50,
+						47.0,
+						22.0
+					],
+					"text": "t b b"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-3",
+					"maxclass": "live.numbox",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						20,
+						80,
+						89.0,
+						22.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						196,
+						56,
+						34,
+						15
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_initial": [
+								9000
+							],
+							"parameter_initial_enable": 1,
+							"parameter_longname": "SAMUeL Engine port",
+							"parameter_mmax": 65535,
+							"parameter_mmin": 1024,
+							"parameter_shortname": "Engine port",
+							"parameter_type": 1
+						}
+					},
+					"varname": "Engine_port"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-4",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -40,16 +99,111 @@
 					],
 					"patching_rect": [
 						20,
-						60,
-						208.0,
+						110,
+						61.0,
 						22.0
 					],
-					"text": "/samuel/client/register 9010"
+					"text": "port $1"
 				}
 			},
 			{
 				"box": {
-					"id": "obj-3",
+					"id": "obj-5",
+					"maxclass": "live.numbox",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						120,
+						80,
+						82.0,
+						22.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						232,
+						56,
+						34,
+						15
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_initial": [
+								9010
+							],
+							"parameter_initial_enable": 1,
+							"parameter_longname": "SAMUeL Reply port",
+							"parameter_mmax": 65535,
+							"parameter_mmin": 1024,
+							"parameter_shortname": "Reply port",
+							"parameter_type": 1
+						}
+					},
+					"varname": "Reply_port"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-6",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						120,
+						110,
+						47.0,
+						22.0
+					],
+					"text": "t i i"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-7",
+					"maxclass": "message",
+					"numinlets": 2,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						200,
+						140,
+						61.0,
+						22.0
+					],
+					"text": "port $1"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-8",
+					"maxclass": "message",
+					"numinlets": 2,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						120,
+						170,
+						194.0,
+						22.0
+					],
+					"text": "/samuel/client/register $1"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-9",
 					"maxclass": "live.text",
 					"mode": 1,
 					"numinlets": 1,
@@ -60,7 +214,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						200,
+						320,
 						20,
 						40.0,
 						22.0
@@ -96,7 +250,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-4",
+					"id": "obj-10",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 3,
@@ -106,7 +260,7 @@
 						""
 					],
 					"patching_rect": [
-						200,
+						320,
 						60,
 						61.0,
 						22.0
@@ -116,7 +270,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-5",
+					"id": "obj-11",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -124,7 +278,7 @@
 						""
 					],
 					"patching_rect": [
-						200,
+						320,
 						100,
 						145.0,
 						22.0
@@ -134,7 +288,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-6",
+					"id": "obj-12",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -142,7 +296,7 @@
 						""
 					],
 					"patching_rect": [
-						330,
+						450,
 						100,
 						152.0,
 						22.0
@@ -152,7 +306,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-7",
+					"id": "obj-13",
 					"maxclass": "live.numbox",
 					"numinlets": 1,
 					"numoutlets": 2,
@@ -162,7 +316,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						480,
+						600,
 						20,
 						40.0,
 						22.0
@@ -192,7 +346,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-8",
+					"id": "obj-14",
 					"maxclass": "live.numbox",
 					"numinlets": 1,
 					"numoutlets": 2,
@@ -202,7 +356,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						560,
+						680,
 						20,
 						47.0,
 						22.0
@@ -232,7 +386,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-9",
+					"id": "obj-15",
 					"maxclass": "live.dial",
 					"numinlets": 1,
 					"numoutlets": 2,
@@ -242,7 +396,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						640,
+						760,
 						20,
 						40.0,
 						22.0
@@ -272,7 +426,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-10",
+					"id": "obj-16",
 					"maxclass": "live.text",
 					"mode": 0,
 					"numinlets": 1,
@@ -283,7 +437,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						760,
+						880,
 						20,
 						68.0,
 						22.0
@@ -319,7 +473,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-11",
+					"id": "obj-17",
 					"maxclass": "newobj",
 					"numinlets": 2,
 					"numoutlets": 2,
@@ -328,7 +482,7 @@
 						""
 					],
 					"patching_rect": [
-						760,
+						880,
 						60,
 						47.0,
 						22.0
@@ -338,7 +492,25 @@
 			},
 			{
 				"box": {
-					"id": "obj-12",
+					"id": "obj-18",
+					"maxclass": "message",
+					"numinlets": 2,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						880,
+						100,
+						68.0,
+						22.0
+					],
+					"text": "generate"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-19",
 					"maxclass": "newobj",
 					"numinlets": 5,
 					"numoutlets": 1,
@@ -346,8 +518,8 @@
 						""
 					],
 					"patching_rect": [
-						480,
-						140,
+						600,
+						180,
 						173.0,
 						22.0
 					],
@@ -356,7 +528,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-13",
+					"id": "obj-20",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 1,
@@ -364,8 +536,8 @@
 						""
 					],
 					"patching_rect": [
-						480,
-						180,
+						600,
+						210,
 						180.0,
 						22.0
 					],
@@ -374,7 +546,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-14",
+					"id": "obj-21",
 					"maxclass": "live.text",
 					"mode": 0,
 					"numinlets": 1,
@@ -385,7 +557,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						900,
+						1020,
 						20,
 						54.0,
 						22.0
@@ -421,7 +593,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-15",
+					"id": "obj-22",
 					"maxclass": "newobj",
 					"numinlets": 2,
 					"numoutlets": 2,
@@ -430,7 +602,7 @@
 						""
 					],
 					"patching_rect": [
-						900,
+						1020,
 						60,
 						47.0,
 						22.0
@@ -440,7 +612,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-16",
+					"id": "obj-23",
 					"maxclass": "newobj",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -448,7 +620,7 @@
 						""
 					],
 					"patching_rect": [
-						900,
+						1020,
 						100,
 						40.0,
 						22.0
@@ -458,7 +630,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-17",
+					"id": "obj-24",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -466,7 +638,7 @@
 						""
 					],
 					"patching_rect": [
-						900,
+						1020,
 						140,
 						131.0,
 						22.0
@@ -476,14 +648,14 @@
 			},
 			{
 				"box": {
-					"id": "obj-18",
+					"id": "obj-25",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 0,
 					"outlettype": [],
 					"patching_rect": [
-						200,
-						240,
+						320,
+						250,
 						166.0,
 						22.0
 					],
@@ -492,7 +664,280 @@
 			},
 			{
 				"box": {
-					"id": "obj-19",
+					"id": "obj-26",
+					"maxclass": "live.text",
+					"mode": 1,
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						1160,
+						100,
+						40.0,
+						22.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						268,
+						8,
+						60,
+						18
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_initial": [
+								0
+							],
+							"parameter_initial_enable": 1,
+							"parameter_longname": "SAMUeL Rec",
+							"parameter_mmax": 1,
+							"parameter_mmin": 0,
+							"parameter_shortname": "Rec",
+							"parameter_type": 2
+						}
+					},
+					"text": "Rec",
+					"texton": "Rec",
+					"varname": "Rec"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-27",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						1160,
+						130,
+						110.0,
+						22.0
+					],
+					"text": "prepend record"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-28",
+					"maxclass": "live.text",
+					"mode": 1,
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						1260,
+						100,
+						47.0,
+						22.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						268,
+						32,
+						60,
+						18
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_initial": [
+								1
+							],
+							"parameter_initial_enable": 1,
+							"parameter_longname": "SAMUeL Track",
+							"parameter_mmax": 1,
+							"parameter_mmin": 0,
+							"parameter_shortname": "Track",
+							"parameter_type": 2
+						}
+					},
+					"text": "Track",
+					"texton": "Track",
+					"varname": "Track"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-29",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						1260,
+						130,
+						124.0,
+						22.0
+					],
+					"text": "prepend usetrack"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-30",
+					"maxclass": "live.text",
+					"mode": 1,
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						1360,
+						100,
+						61.0,
+						22.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						268,
+						56,
+						60,
+						18
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_initial": [
+								0
+							],
+							"parameter_initial_enable": 1,
+							"parameter_longname": "SAMUeL Arrange",
+							"parameter_mmax": 1,
+							"parameter_mmin": 0,
+							"parameter_shortname": "Arrange",
+							"parameter_type": 2
+						}
+					},
+					"text": "Arrange",
+					"texton": "Arrange",
+					"varname": "Arrange"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-31",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						1360,
+						130,
+						117.0,
+						22.0
+					],
+					"text": "prepend arrange"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-32",
+					"keymode": 1,
+					"lines": 1,
+					"maxclass": "textedit",
+					"numinlets": 1,
+					"numoutlets": 4,
+					"outlettype": [
+						"",
+						"",
+						"",
+						""
+					],
+					"outputmode": 1,
+					"parameter_enable": 1,
+					"patching_rect": [
+						1160,
+						20,
+						103.0,
+						22.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						8,
+						78,
+						320,
+						18
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_invisible": 1,
+							"parameter_longname": "SAMUeL folder",
+							"parameter_shortname": "Folder",
+							"parameter_type": 3
+						}
+					},
+					"varname": "samuel_folder"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-33",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 3,
+					"outlettype": [
+						"",
+						"",
+						""
+					],
+					"patching_rect": [
+						1160,
+						180,
+						131.0,
+						22.0
+					],
+					"text": "js samuel_live.js"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-34",
+					"maxclass": "newobj",
+					"numinlets": 2,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						1160,
+						240,
+						89.0,
+						22.0
+					],
+					"text": "sfrecord~ 2"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-35",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 1,
@@ -510,7 +955,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-20",
+					"id": "obj-36",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 1,
@@ -528,7 +973,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-21",
+					"id": "obj-37",
 					"maxclass": "newobj",
 					"numinlets": 6,
 					"numoutlets": 6,
@@ -551,7 +996,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-22",
+					"id": "obj-38",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -569,7 +1014,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-23",
+					"id": "obj-39",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 3,
@@ -589,7 +1034,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-24",
+					"id": "obj-40",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -607,27 +1052,26 @@
 			},
 			{
 				"box": {
-					"id": "obj-25",
+					"id": "obj-41",
 					"maxclass": "newobj",
 					"numinlets": 1,
-					"numoutlets": 3,
+					"numoutlets": 2,
 					"outlettype": [
-						"",
 						"",
 						""
 					],
 					"patching_rect": [
 						500,
 						440,
-						61.0,
+						47.0,
 						22.0
 					],
-					"text": "t l l b"
+					"text": "t l l"
 				}
 			},
 			{
 				"box": {
-					"id": "obj-26",
+					"id": "obj-42",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -637,15 +1081,15 @@
 					"patching_rect": [
 						500,
 						500,
-						96.0,
+						173.0,
 						22.0
 					],
-					"text": "set done: $2"
+					"text": "set done: $2 - MIDI $10"
 				}
 			},
 			{
 				"box": {
-					"id": "obj-27",
+					"id": "obj-43",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -663,7 +1107,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-28",
+					"id": "obj-44",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 2,
@@ -682,7 +1126,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-29",
+					"id": "obj-45",
 					"maxclass": "newobj",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -700,47 +1144,9 @@
 			},
 			{
 				"box": {
-					"id": "obj-30",
-					"maxclass": "message",
-					"numinlets": 2,
-					"numoutlets": 1,
-					"outlettype": [
-						""
-					],
-					"patching_rect": [
-						820,
-						500,
-						292.0,
-						22.0
-					],
-					"text": "path live_set view highlighted_clip_slot"
-				}
-			},
-			{
-				"box": {
-					"id": "obj-31",
+					"id": "obj-46",
 					"maxclass": "newobj",
 					"numinlets": 1,
-					"numoutlets": 3,
-					"outlettype": [
-						"",
-						"",
-						""
-					],
-					"patching_rect": [
-						820,
-						540,
-						75.0,
-						22.0
-					],
-					"text": "live.path"
-				}
-			},
-			{
-				"box": {
-					"id": "obj-32",
-					"maxclass": "message",
-					"numinlets": 2,
 					"numoutlets": 1,
 					"outlettype": [
 						""
@@ -748,33 +1154,15 @@
 					"patching_rect": [
 						720,
 						580,
-						187.0,
+						96.0,
 						22.0
 					],
-					"text": "call create_audio_clip $2"
+					"text": "prepend done"
 				}
 			},
 			{
 				"box": {
-					"id": "obj-33",
-					"maxclass": "newobj",
-					"numinlets": 2,
-					"numoutlets": 1,
-					"outlettype": [
-						""
-					],
-					"patching_rect": [
-						720,
-						620,
-						89.0,
-						22.0
-					],
-					"text": "live.object"
-				}
-			},
-			{
-				"box": {
-					"id": "obj-34",
+					"id": "obj-47",
 					"maxclass": "live.text",
 					"mode": 1,
 					"numinlets": 1,
@@ -821,7 +1209,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-35",
+					"id": "obj-48",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 1,
@@ -839,7 +1227,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-36",
+					"id": "obj-49",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -857,7 +1245,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-37",
+					"id": "obj-50",
 					"maxclass": "message",
 					"numinlets": 2,
 					"numoutlets": 1,
@@ -882,7 +1270,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-38",
+					"id": "obj-51",
 					"maxclass": "newobj",
 					"numinlets": 2,
 					"numoutlets": 2,
@@ -891,7 +1279,7 @@
 						""
 					],
 					"patching_rect": [
-						1100,
+						1400,
 						20,
 						61.0,
 						22.0
@@ -901,7 +1289,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-39",
+					"id": "obj-52",
 					"maxclass": "live.text",
 					"mode": 1,
 					"numinlets": 1,
@@ -912,7 +1300,7 @@
 					],
 					"parameter_enable": 1,
 					"patching_rect": [
-						1100,
+						1400,
 						540,
 						61.0,
 						22.0
@@ -948,7 +1336,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-40",
+					"id": "obj-53",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 3,
@@ -958,7 +1346,7 @@
 						""
 					],
 					"patching_rect": [
-						1100,
+						1400,
 						580,
 						131.0,
 						22.0
@@ -968,7 +1356,7 @@
 			},
 			{
 				"box": {
-					"id": "obj-41",
+					"id": "obj-54",
 					"maxclass": "newobj",
 					"numinlets": 2,
 					"numoutlets": 2,
@@ -977,7 +1365,7 @@
 						""
 					],
 					"patching_rect": [
-						1100,
+						1400,
 						660,
 						68.0,
 						22.0
@@ -1008,7 +1396,19 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-18",
+						"obj-3",
+						0
+					],
+					"source": [
+						"obj-2",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-5",
 						0
 					],
 					"source": [
@@ -1032,7 +1432,7 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-5",
+						"obj-25",
 						0
 					],
 					"source": [
@@ -1048,7 +1448,19 @@
 						0
 					],
 					"source": [
-						"obj-4",
+						"obj-5",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-7",
+						0
+					],
+					"source": [
+						"obj-6",
 						1
 					]
 				}
@@ -1056,32 +1468,8 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-18",
+						"obj-35",
 						0
-					],
-					"source": [
-						"obj-5",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-18",
-						0
-					],
-					"source": [
-						"obj-6",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-12",
-						2
 					],
 					"source": [
 						"obj-7",
@@ -1092,8 +1480,20 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-12",
-						3
+						"obj-8",
+						0
+					],
+					"source": [
+						"obj-6",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-25",
+						0
 					],
 					"source": [
 						"obj-8",
@@ -1104,8 +1504,8 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-12",
-						4
+						"obj-10",
+						0
 					],
 					"source": [
 						"obj-9",
@@ -1132,6 +1532,18 @@
 						0
 					],
 					"source": [
+						"obj-10",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-25",
+						0
+					],
+					"source": [
 						"obj-11",
 						0
 					]
@@ -1140,7 +1552,7 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-13",
+						"obj-25",
 						0
 					],
 					"source": [
@@ -1152,8 +1564,8 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-18",
-						0
+						"obj-19",
+						2
 					],
 					"source": [
 						"obj-13",
@@ -1164,8 +1576,8 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-15",
-						0
+						"obj-19",
+						3
 					],
 					"source": [
 						"obj-14",
@@ -1176,8 +1588,8 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-16",
-						0
+						"obj-19",
+						4
 					],
 					"source": [
 						"obj-15",
@@ -1206,6 +1618,30 @@
 					"source": [
 						"obj-17",
 						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-33",
+						0
+					],
+					"source": [
+						"obj-18",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-19",
+						0
+					],
+					"source": [
+						"obj-33",
+						2
 					]
 				}
 			},
@@ -1224,7 +1660,7 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-21",
+						"obj-25",
 						0
 					],
 					"source": [
@@ -1252,30 +1688,6 @@
 						0
 					],
 					"source": [
-						"obj-21",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-16",
-						1
-					],
-					"source": [
-						"obj-23",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-37",
-						0
-					],
-					"source": [
 						"obj-22",
 						0
 					]
@@ -1288,15 +1700,15 @@
 						0
 					],
 					"source": [
-						"obj-21",
-						1
+						"obj-23",
+						0
 					]
 				}
 			},
 			{
 				"patchline": {
 					"destination": [
-						"obj-37",
+						"obj-25",
 						0
 					],
 					"source": [
@@ -1308,35 +1720,11 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-25",
+						"obj-27",
 						0
 					],
 					"source": [
-						"obj-21",
-						2
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-30",
-						0
-					],
-					"source": [
-						"obj-25",
-						2
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-31",
-						0
-					],
-					"source": [
-						"obj-30",
+						"obj-26",
 						0
 					]
 				}
@@ -1345,94 +1733,46 @@
 				"patchline": {
 					"destination": [
 						"obj-33",
-						1
+						0
 					],
 					"source": [
-						"obj-31",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
 						"obj-27",
 						0
-					],
-					"source": [
-						"obj-25",
-						1
 					]
 				}
 			},
 			{
 				"patchline": {
 					"destination": [
+						"obj-29",
+						0
+					],
+					"source": [
 						"obj-28",
 						0
-					],
-					"source": [
-						"obj-27",
-						0
 					]
 				}
 			},
 			{
 				"patchline": {
 					"destination": [
-						"obj-26",
-						0
-					],
-					"source": [
-						"obj-25",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-37",
-						0
-					],
-					"source": [
-						"obj-26",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-29",
-						1
-					],
-					"source": [
-						"obj-25",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-29",
-						0
-					],
-					"source": [
-						"obj-34",
-						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-32",
+						"obj-33",
 						0
 					],
 					"source": [
 						"obj-29",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-31",
+						0
+					],
+					"source": [
+						"obj-30",
 						0
 					]
 				}
@@ -1444,7 +1784,7 @@
 						0
 					],
 					"source": [
-						"obj-32",
+						"obj-31",
 						0
 					]
 				}
@@ -1452,24 +1792,48 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-35",
+						"obj-34",
 						0
 					],
 					"source": [
-						"obj-21",
-						3
+						"obj-33",
+						0
 					]
 				}
 			},
 			{
 				"patchline": {
 					"destination": [
-						"obj-37",
+						"obj-50",
 						0
 					],
 					"source": [
-						"obj-35",
+						"obj-33",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-34",
 						0
+					],
+					"source": [
+						"obj-51",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-34",
+						1
+					],
+					"source": [
+						"obj-51",
+						1
 					]
 				}
 			},
@@ -1480,8 +1844,8 @@
 						0
 					],
 					"source": [
-						"obj-21",
-						4
+						"obj-35",
+						0
 					]
 				}
 			},
@@ -1500,11 +1864,11 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-41",
+						"obj-38",
 						0
 					],
 					"source": [
-						"obj-38",
+						"obj-37",
 						0
 					]
 				}
@@ -1512,20 +1876,20 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-41",
-						1
+						"obj-39",
+						0
 					],
 					"source": [
-						"obj-38",
-						1
+						"obj-37",
+						0
 					]
 				}
 			},
 			{
 				"patchline": {
 					"destination": [
-						"obj-40",
-						0
+						"obj-23",
+						1
 					],
 					"source": [
 						"obj-39",
@@ -1536,7 +1900,31 @@
 			{
 				"patchline": {
 					"destination": [
-						"obj-41",
+						"obj-50",
+						0
+					],
+					"source": [
+						"obj-38",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-40",
+						0
+					],
+					"source": [
+						"obj-37",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-50",
 						0
 					],
 					"source": [
@@ -1549,10 +1937,214 @@
 				"patchline": {
 					"destination": [
 						"obj-41",
+						0
+					],
+					"source": [
+						"obj-37",
+						2
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-43",
+						0
+					],
+					"source": [
+						"obj-41",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-44",
+						0
+					],
+					"source": [
+						"obj-43",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-42",
+						0
+					],
+					"source": [
+						"obj-41",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-50",
+						0
+					],
+					"source": [
+						"obj-42",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-45",
 						1
 					],
 					"source": [
-						"obj-40",
+						"obj-41",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-45",
+						0
+					],
+					"source": [
+						"obj-47",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-46",
+						0
+					],
+					"source": [
+						"obj-45",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-33",
+						0
+					],
+					"source": [
+						"obj-46",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-48",
+						0
+					],
+					"source": [
+						"obj-37",
+						3
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-50",
+						0
+					],
+					"source": [
+						"obj-48",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-49",
+						0
+					],
+					"source": [
+						"obj-37",
+						4
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-50",
+						0
+					],
+					"source": [
+						"obj-49",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-54",
+						0
+					],
+					"source": [
+						"obj-51",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-54",
+						1
+					],
+					"source": [
+						"obj-51",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-53",
+						0
+					],
+					"source": [
+						"obj-52",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-54",
+						0
+					],
+					"source": [
+						"obj-53",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-54",
+						1
+					],
+					"source": [
+						"obj-53",
 						1
 					]
 				}
