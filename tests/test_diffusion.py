@@ -278,3 +278,11 @@ def test_condition_drop_outside_0_1_is_refused(cond_drop: float) -> None:
     x0 = torch.zeros(1, 4, 16)
     with pytest.raises(SamuelError, match="cond_drop"):
         diffusion_loss(live_model(), x0, x0, SCHEDULE, cond_drop=cond_drop)
+
+
+def test_schedule_from_a_float32_model_buffer_is_float64_on_cpu() -> None:
+    table = SCHEDULE.alphas_cumprod[:300].float()  # as SamuelUNet stores it
+    schedule = Schedule.from_alphas_cumprod(table)
+    assert schedule.steps == 300 and schedule.alphas_cumprod.dtype == torch.float64
+    assert schedule.alphas_cumprod.device.type == "cpu"
+    torch.testing.assert_close(schedule.alphas_cumprod, table.double())
