@@ -685,6 +685,8 @@ global.LiveAPI = function (path) {
     } else if (name === 'create_clip') {
       if (!track.midi) throw new Error('create_clip on an audio track');
       slot.clip = { length: a[0], notes: [] };
+    } else if (name === 'create_midi_clip' && live.old) {
+      throw new Error('Invalid syntax: create_midi_clip');
     } else if (name === 'create_midi_clip') {
       track.arrangement.push({ start_time: a[0], length: a[1], notes: [] });
     } else if (name === 'add_new_notes') {
@@ -745,3 +747,16 @@ console.log(JSON.stringify({{ calls, tracks: live.tracks }}));
     assert placed == {"file": audio, "start_time": 16, "notes": []}
     assert placed_midi["start_time"] == 16 and placed_midi["length"] == pytest.approx(beats)
     assert len(placed_midi["notes"]) == 2
+
+
+def test_device_script_shows_why_a_result_could_not_be_placed(tmp_path: Path) -> None:
+    done = [3, str(tmp_path / "x.wav"), 2.0, 0.0, 1.0, 0.1, 1.2, "1.5", 0.2, "x.mid"]
+    state = run_js(FAKE_LIVE + f"""
+live.old = true;                    // a Live without Track.create_midi_clip
+m.arrange(1); m.done(...{json.dumps(done)});
+console.log(JSON.stringify({{ calls, tracks: live.tracks }}));
+""")
+    [audio] = state["tracks"][1]["arrangement"]
+    assert audio["start_time"] == 0  # a capture request: no take, so the song's start
+    [[outlet, verb, text]] = state["calls"]
+    assert (outlet, verb) == (1, "set") and "create_midi_clip" in text and done[1] in text

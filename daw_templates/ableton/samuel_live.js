@@ -22,7 +22,8 @@ var AUDIO_TRACK = "SAMUeL audio";
 var MIDI_TRACK = "SAMUeL MIDI";
 var FOLDER_BOX = "samuel_folder"; // the textedit's scripting name
 
-var state = { take: "", recording: "", useTrack: 1, toArrangement: 0, takeStartBeats: 0 };
+var state = { take: "", recording: "", useTrack: 1, toArrangement: 0, takeStartBeats: 0,
+              sentTake: false };
 
 function status(text) {
     outlet(1, "set", text);
@@ -66,6 +67,7 @@ function usetrack(on) { state.useTrack = on ? 1 : 0; }
 function arrange(on) { state.toArrangement = on ? 1 : 0; }
 
 function generate() {
+    state.sentTake = false;
     if (!state.useTrack) {
         outlet(2, "symbol", "capture");
     } else if (state.recording) {
@@ -73,6 +75,7 @@ function generate() {
     } else if (!state.take) {
         status("record a take with Rec first (or turn Track off to use the engine's capture)");
     } else {
+        state.sentTake = true;
         outlet(2, "symbol", "file:" + state.take);
     }
 }
@@ -80,6 +83,14 @@ function generate() {
 // --- results ----------------------------------------------------------------------------------
 function done() {
     var args = arrayfromargs(arguments);
+    try {
+        place(args);
+    } catch (e) {
+        status("could not place the result (" + e.message + "): " + args[1]);
+    }
+}
+
+function place(args) {
     var audio = String(args[1]);
     var duration = Number(args[2]);
     var midiName = args.length > 9 ? String(args[9]) : "";
@@ -94,7 +105,7 @@ function done() {
         notes = smf ? liveNotes(smf, bpm) : [];
     }
     if (state.toArrangement) {
-        var at = state.take ? state.takeStartBeats : 0;
+        var at = state.sentTake ? state.takeStartBeats : 0;
         new LiveAPI("live_set tracks " + audioTrack).call("create_audio_clip", audio, at);
         var track = new LiveAPI("live_set tracks " + midiTrack);
         track.call("create_midi_clip", at, lengthBeats);
