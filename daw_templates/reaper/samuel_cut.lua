@@ -45,10 +45,10 @@ function M.write_take_window(take, offset, length, path)
   end
   f:write(wav_header(rate, channels, frames))
   local accessor = reaper.CreateTakeAudioAccessor(take)
+  local buffer = reaper.new_array(BLOCK * channels)
   local done = 0
   while done < frames do
     local n = math.min(BLOCK, frames - done)
-    local buffer = reaper.new_array(n * channels)
     reaper.GetAudioAccessorSamples(accessor, rate, channels, offset + done / rate, n, buffer)
     local values = buffer.table()
     f:write(string.pack("<" .. string.rep("f", n * channels), table.unpack(values, 1,
