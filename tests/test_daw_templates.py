@@ -491,7 +491,7 @@ def _feeds(cords: set, src: str, dst: str, inlet: int = 0, outlet: int | None = 
                for s, o, d, i in cords)
 
 
-def test_device_ports_are_number_boxes_sent_on_load_and_on_change() -> None:
+def test_device_ports_are_number_boxes_applied_on_load_and_on_change() -> None:
     boxes, cords = _wires()
     send = _one(boxes, text=f"udpsend {device.ENGINE_HOST} {device.ENGINE_PORT}")
     receive = _one(boxes, text=f"udpreceive {device.REPLY_PORT}")
@@ -503,9 +503,12 @@ def test_device_ports_are_number_boxes_sent_on_load_and_on_change() -> None:
         assert (value["parameter_mmin"], value["parameter_mmax"]) == (1024, 65535)
     assert boxes[engine]["saved_attribute_attributes"]["valueof"]["parameter_initial"] == [
         device.ENGINE_PORT]
-    # engine port -> "port $1" -> udpsend
-    [(_, _, to_send, _)] = [c for c in cords if c[0] == engine]
+    # engine port -> [t b i]: first "port $1" into udpsend, then a bang to the reply port
+    [(_, _, esplit, _)] = [c for c in cords if c[0] == engine]
+    assert boxes[esplit]["text"] == "t b i"
+    [(_, _, to_send, _)] = [c for c in cords if c[0] == esplit and c[1] == 1]
     assert boxes[to_send]["text"] == "port $1" and _feeds(cords, to_send, send)
+    assert _feeds(cords, esplit, reply, outlet=0)
     # reply port -> [t i i]: first "port $1" into udpreceive, then the register message
     [(_, _, split, _)] = [c for c in cords if c[0] == reply]
     assert boxes[split]["text"] == "t i i"
@@ -514,10 +517,8 @@ def test_device_ports_are_number_boxes_sent_on_load_and_on_change() -> None:
     assert boxes[listen]["text"] == "port $1" and _feeds(cords, listen, receive)
     assert boxes[register]["text"] == "/samuel/client/register $1"
     assert _feeds(cords, register, send)
-    # on load: bang the engine port first (right outlet), then the reply port
-    load = _one(boxes, text="t b b")
-    assert _feeds(cords, _one(boxes, text="live.thisdevice"), load)
-    assert _feeds(cords, load, engine, outlet=1) and _feeds(cords, load, reply, outlet=0)
+    # on load the engine port is output, which sets udpsend and then registers
+    assert _feeds(cords, _one(boxes, text="live.thisdevice"), engine)
 
 
 JS = device.HERE / device.SCRIPT

@@ -32,25 +32,6 @@
 			{
 				"box": {
 					"id": "obj-2",
-					"maxclass": "newobj",
-					"numinlets": 1,
-					"numoutlets": 2,
-					"outlettype": [
-						"",
-						""
-					],
-					"patching_rect": [
-						20,
-						50,
-						47.0,
-						22.0
-					],
-					"text": "t b b"
-				}
-			},
-			{
-				"box": {
-					"id": "obj-3",
 					"maxclass": "live.numbox",
 					"numinlets": 1,
 					"numoutlets": 2,
@@ -90,6 +71,25 @@
 			},
 			{
 				"box": {
+					"id": "obj-3",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						20,
+						110,
+						47.0,
+						22.0
+					],
+					"text": "t b i"
+				}
+			},
+			{
+				"box": {
 					"id": "obj-4",
 					"maxclass": "message",
 					"numinlets": 2,
@@ -99,7 +99,7 @@
 					],
 					"patching_rect": [
 						20,
-						110,
+						140,
 						61.0,
 						22.0
 					],
@@ -1401,18 +1401,6 @@
 					],
 					"source": [
 						"obj-2",
-						1
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-5",
-						0
-					],
-					"source": [
-						"obj-2",
 						0
 					]
 				}
@@ -1425,7 +1413,7 @@
 					],
 					"source": [
 						"obj-3",
-						0
+						1
 					]
 				}
 			},
@@ -1437,6 +1425,18 @@
 					],
 					"source": [
 						"obj-4",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-5",
+						0
+					],
+					"source": [
+						"obj-3",
 						0
 					]
 				}

@@ -41,9 +41,9 @@ SCRIPT = "samuel_live.js"
 BOXES: list[tuple[str, str, str, tuple[float, float]]] = [
     # set-up: ports from the device's number boxes, sent again when loaded
     ("device", "obj", "live.thisdevice", (20, 20)),
-    ("load", "obj", "t b b", (20, 50)),
     ("engine_port", "live.numbox", "Engine port", (20, 80)),
-    ("engine_port_msg", "msg", "port $1", (20, 110)),
+    ("engine_split", "obj", "t b i", (20, 110)),
+    ("engine_port_msg", "msg", "port $1", (20, 140)),
     ("reply_port", "live.numbox", "Reply port", (120, 80)),
     ("reply_split", "obj", "t i i", (120, 110)),
     ("listen_port", "msg", "port $1", (200, 140)),
@@ -102,11 +102,11 @@ BOXES: list[tuple[str, str, str, tuple[float, float]]] = [
 ]
 
 WIRES: list[tuple[str, str]] = [
-    ("device:0", "load:0"),
-    ("load:1", "engine_port:0"),  # right to left: the engine's port first, then register
-    ("load:0", "reply_port:0"),
-    ("engine_port:0", "engine_port_msg:0"),
+    ("device:0", "engine_port:0"),  # the engine's port, which then registers the reply port
+    ("engine_port:0", "engine_split:0"),
+    ("engine_split:1", "engine_port_msg:0"),  # a new engine port first, then register there
     ("engine_port_msg:0", "send:0"),
+    ("engine_split:0", "reply_port:0"),
     ("reply_port:0", "reply_split:0"),
     ("reply_split:1", "listen_port:0"),
     ("listen_port:0", "receive:0"),
