@@ -289,7 +289,7 @@ def test_accompany_sends_the_item_and_inserts_the_result_aligned(tmp_path: Path)
     record = run_script(ACCOMPANY, tmp_path, tracks=3, cursor=1.0, items=[VOCAL],
                         files={RESULT: True, MIDI: True}, replies=[
                             reply("/samuel/generate/ack", 7, 0, 12.5),
-                            reply("/samuel/progress", 7, 1, 2, 0.5),
+                            reply("/samuel/progress", 7, 1, 2, 9.4),
                             done_reply(7, RESULT, 47.55, MIDI_NAME)])
     assert len(record["exec"]) == 1 and record["exec"][0]["timeout"] == -1  # in the background
     argv = sent_argv(record)
@@ -298,7 +298,8 @@ def test_accompany_sends_the_item_and_inserts_the_result_aligned(tmp_path: Path)
                                                           values[1], -1, 0, -1.0]
     assert record["defer_ticks"] >= 3  # polled across ticks, not in one blocking call
     assert record["messages"] == []
-    assert "SAMUeL job 7: step 1 of 2" in record["progress"] and record["window_closed"]
+    assert record["progress"][-1] == "SAMUeL job 7: step 1 of 2, 9 s left"
+    assert "SAMUeL job 7: queued" in record["progress"] and record["window_closed"]
     audio, midi = record["inserts"]
     assert audio["path"] == RESULT and audio["mode"] == 0 and audio["undo_depth"] == 1
     assert audio["cursor"] == VOCAL["position"]

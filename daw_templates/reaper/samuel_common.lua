@@ -237,7 +237,7 @@ function M.apply_reply(state, address, args)
   if address == "/samuel/generate/ack" and not state.job then
     state.job = tonumber(args[1])
   elseif address == "/samuel/progress" then
-    state.step, state.total = tonumber(args[2]), tonumber(args[3])
+    state.step, state.total, state.eta = tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
   elseif address == "/samuel/done" then
     state.done = { job = tonumber(args[1]), path = args[2], duration = tonumber(args[3]) }
     if args[10] and args[10] ~= "" then -- the MIDI file's name, in the audio's folder
@@ -271,8 +271,9 @@ end
 --- One line on the job's state for the progress window.
 function M.status_text(state)
   if state.step and state.total then
-    return string.format("SAMUeL job %s: step %d of %d", tostring(state.job), state.step,
-      state.total)
+    local left = (state.eta and state.eta >= 0) and string.format(", %.0f s left", state.eta) or ""
+    return string.format("SAMUeL job %s: step %d of %d%s", tostring(state.job), state.step,
+      state.total, left)
   elseif state.job then
     return "SAMUeL job " .. state.job .. ": queued"
   end
