@@ -130,3 +130,11 @@ def test_generate_writes_midi_beside_the_audio_and_alone(tmp_path: Path) -> None
     side_only = json.loads((tmp_path / "only.mid.json").read_text())
     assert side_only["audio"] is None and side_only["notes"] == side["notes"]
     assert (tmp_path / "only.mid").read_bytes() == (tmp_path / "acc.mid").read_bytes()
+
+
+def test_a_spike_in_the_latent_does_not_mute_the_notes() -> None:
+    bands = HarmonicCodec().encode(_played()).numpy()
+    clean = {(n.pitch, round(n.start_s, 1)) for n in notes_from_latent(bands)}
+    bands[70 - 36, 30] = np.log(np.exp(bands.max()) * 100.0)  # one frame, 40 dB over the rest
+    spiked = {(n.pitch, round(n.start_s, 1)) for n in notes_from_latent(bands)}
+    assert spiked == clean and len(clean) == 12

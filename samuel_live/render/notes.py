@@ -40,7 +40,10 @@ class NoteOptions:
     min_seconds: float = 0.14  # shorter notes are dropped (three frames): onset smear
     max_polyphony: int = 6  # at most this many notes at once; the quietest go first
     masked_db: float = 15.0  # this far below the loudest note sounding with it: a thump, dropped
-    velocity_range_db: float = 40.0  # velocity 127 at the loudest band, 1 this far below
+    velocity_range_db: float = 40.0  # velocity 127 at the reference level, 1 this far below
+    context_s: float = 1.0  # thresholds follow the loudest band within this many seconds
+    reference_percentile: float = 99.0  # the clip's "loudest" level: this percentile of its
+    # frames' loudest bands, so a few spikes (a generated latent has them) do not mute the rest
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_polyphony <= 64:
@@ -66,11 +69,13 @@ def notes_from_latent(latent: np.ndarray, options: NoteOptions = NoteOptions(), 
         raise SamuelError(f"notes need a (64, frames) band latent, got {z.shape}")
     amp = np.maximum(np.exp(z) - FLOOR, 0.0)
     level = 20 * np.log10(amp + 1e-9)
-    top = float(level.max()) if level.size else -180.0
+    top = _reference_level(level, options.reference_percentile)
+    local = _local_reference(level, top, max(1, round(options.context_s * sample_rate / hop)))
     if top < -80.0:  # silence
         return []
-    high, low = top - options.on_db, top - options.on_db - options.hysteresis_db
-    candidate = level >= low
+    high = local - options.on_db  # per frame: the music around it sets the bar
+    low = high - options.hysteresis_db
+    candidate = level >= low[None, :]
     frame_s = hop / sample_rate
     shortest = SMEAR_FRACTION * analysis_seconds()
     notes: list[Note] = []
@@ -78,7 +83,7 @@ def notes_from_latent(latent: np.ndarray, options: NoteOptions = NoteOptions(), 
     for band in range(64):
         least = max(options.min_seconds, shortest[band]) / frame_s - 1.0  # frames
         for a, b in _runs(candidate[band]):
-            if b - a < least or level[band, a:b].max() < high:
+            if b - a < least or not (level[band, a:b] >= high[a:b]).any():
                 continue  # too short to hold a note, or never loud enough
             for s, e in _split(level[band], a, b, options.split_db):
                 if _is_overtone(level, band, s, e, options.overtone_db):
@@ -96,6 +101,21 @@ def notes_from_latent(latent: np.ndarray, options: NoteOptions = NoteOptions(), 
         notes = [Note(n.pitch, n.start_s, min(n.end_s, duration_s), n.velocity)
                  for n in notes if n.start_s < duration_s]
     return sorted(notes, key=lambda n: (n.start_s, n.pitch))
+
+
+def _reference_level(level: np.ndarray, percentile: float) -> float:
+    """The level the thresholds hang from: a high percentile of each frame's loudest band."""
+    if not level.size:
+        return -180.0
+    return float(np.percentile(level.max(axis=0), percentile))
+
+
+def _local_reference(level: np.ndarray, top: float, half: int) -> np.ndarray:
+    """Per frame: the loudest band within ``half`` frames either side, at most ``top``."""
+    from scipy.ndimage import maximum_filter1d
+
+    return np.minimum(maximum_filter1d(level.max(axis=0), size=2 * half + 1, mode="nearest"),
+                      top)
 
 
 def _time(frame: float, frame_s: float) -> float:
