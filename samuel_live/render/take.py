@@ -139,13 +139,13 @@ def render_take(
     chain = build_chain(spec.post) if spec.post is not None and spec.audio else None
     t0 = time.monotonic()
     tempo = spec.musical_time
-    codec = model.info().get("codec")
     if spec.loop is None:
         latent = model.accompany_latent(vocal, settings, progress=progress)
         dry = vocal
-        audio = model.decode(latent, vocal.shape[1]) if spec.audio or codec != "harmonic" \
-            else None
-        bands = latent.numpy() if codec == "harmonic" else harmonic_bands(audio)
+        audio = model.decode(latent, vocal.shape[1])
+        # Notes are found in the decoded audio, re-analysed: the analysis windows smooth the
+        # generated latent's frame-to-frame flicker, which cut held notes into fragments.
+        bands = harmonic_bands(audio)
     else:
         tempo = spec.loop.resolve(vocal)
         n = spec.loop.samples(tempo)
