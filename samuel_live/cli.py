@@ -245,6 +245,8 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     sv.add_argument("--render-folder")
     sv.add_argument("--input", help="capture device name, file:PATH or memory:NAME")
     sv.add_argument("--hostapi", help="audio host API, e.g. JACK")
+    sv.add_argument("--log-file", metavar="PATH",
+                    help="log to PATH, rotated at 10 MiB with 5 old files kept (default: stderr)")
     sv.set_defaults(func=cmd_serve)
     se = sub.add_parser("send", help="send one OSC message to a running engine, print replies")
     se.add_argument("address", help="e.g. /samuel/ping (`samuel-live schema` lists them)")
@@ -300,14 +302,34 @@ def _silence_stdout() -> None:
         pass
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FILE_BYTES, LOG_FILE_BACKUPS = 10 * 1024 * 1024, 5  # a --log-file rotates at 10 MiB, 5 kept
+
+
+def setup_logging(verbose: bool, log_file: str | None = None) -> None:
+    """Log to stderr, or to ``log_file`` rotated at ``LOG_FILE_BYTES`` (``LOG_FILE_BACKUPS``
+    old files kept), so a flood of junk can never fill the disk."""
+    import logging.handlers
+
+    handler: logging.Handler
+    if log_file:
+        handler = logging.handlers.RotatingFileHandler(
+            Path(log_file).expanduser(), maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS,
+            encoding="utf-8")
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler],
+                        force=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose, getattr(args, "log_file", None))
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()

@@ -213,3 +213,24 @@ def test_send_over_tcp_defaults_to_the_tcp_port():
     assert send_port(parse(["send", "/samuel/ping"])) == ServerConfig.udp_port
     assert send_port(parse(["send", "/samuel/ping", "--tcp"])) == ServerConfig.tcp_port
     assert send_port(parse(["send", "/samuel/ping", "--tcp", "--port", "9100"])) == 9100
+
+
+def test_log_file_rotates_so_junk_cannot_fill_the_disk(tmp_path, monkeypatch):
+    import logging
+
+    from samuel_live import cli
+
+    monkeypatch.setattr(cli, "LOG_FILE_BYTES", 2000)
+    log_file = tmp_path / "serve.log"
+    try:
+        cli.setup_logging(False, str(log_file))
+        for i in range(400):
+            logging.getLogger("samuel_live.osc").warning("junk packet %d %s", i, "x" * 40)
+        logging.shutdown()
+    finally:
+        cli.setup_logging(False)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files[0] == "serve.log" and len(files) == 1 + cli.LOG_FILE_BACKUPS
+    assert all(p.stat().st_size <= 2100 for p in tmp_path.iterdir())
+    assert "junk packet 399" in log_file.read_text()
+    assert cli.build_parser().parse_args(["serve", "--log-file", "x.log"]).log_file == "x.log"
