@@ -127,3 +127,17 @@ def test_built_in_tones_play_exactly_the_notes() -> None:
     assert np.abs(ring[:, : SAMPLE_RATE // 20]).max() > 0.01  # the release wraps to the start
     with pytest.raises(InvalidArgumentError):
         choose_instrument("tones", "x.sf2", [])
+
+
+def test_missing_fluidsynth_is_refused_before_any_work(monkeypatch, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # `import fluidsynth` now fails
+    with pytest.raises(SamuelError, match=r"pip install -e \".\[instruments\]\""):
+        choose_instrument("piano", None, [tmp_path])
+    assert choose_instrument("tones", None, []).soundfont is None  # needs no FluidSynth
+    code = main(["generate", str(tmp_path / "no-take.wav"), "-o", str(tmp_path / "o.wav"),
+                 "--instrument", "piano"])
+    err = capsys.readouterr().err
+    assert code != 0 and "FluidSynth" in err and "no-take" not in err

@@ -83,6 +83,7 @@ def choose_instrument(name: str, soundfont: str | None, folders: Iterable[str | 
             raise InvalidArgumentError("the built-in tones take no SoundFont")
         return Instrument(None, 0)
     program = gm_program(name)
+    _fluidsynth()  # refuse now, before any work, if the synthesizer is missing
     if soundfont:
         path = check(soundfont) if check is not None else Path(soundfont).expanduser()
         if not path.is_file() or path.suffix.lower() not in SOUNDFONT_SUFFIXES:
@@ -171,8 +172,8 @@ def render_notes(notes: Sequence[Note], instrument: Instrument, samples: int,
     return np.ascontiguousarray(audio)
 
 
-@contextlib.contextmanager
-def _synth(instrument: Instrument, sample_rate: int) -> Iterator[Any]:
+def _fluidsynth() -> Any:
+    """The pyfluidsynth module, or SamuelError saying how to install it."""
     try:
         import fluidsynth  # the instruments extra
     except (ImportError, OSError) as exc:
@@ -180,7 +181,12 @@ def _synth(instrument: Instrument, sample_rate: int) -> Iterator[Any]:
             "instruments need FluidSynth: `pip install -e \".[instruments]\"` and the system "
             f"library (Debian: apt install fluidsynth; macOS: brew install fluid-synth) ({exc})"
         ) from None
-    synth = fluidsynth.Synth(samplerate=float(sample_rate), gain=0.6)
+    return fluidsynth
+
+
+@contextlib.contextmanager
+def _synth(instrument: Instrument, sample_rate: int) -> Iterator[Any]:
+    synth = _fluidsynth().Synth(samplerate=float(sample_rate), gain=0.6)
     try:
         if instrument.soundfont is None:
             raise SamuelError("the built-in tones are not played by FluidSynth")
