@@ -15,25 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from test_train import TINY, _data
 
 from samuel_live.errors import ClusterError, InvalidArgumentError
-from samuel_live.model.checkpoint import LatentStats
 from samuel_live.train.distributed import World, process_group
 from samuel_live.train.trainer import TrainConfig, Trainer
-
-TINY = {"widths": [16, 32], "heads": 2, "head_dim": 8, "groups": 4, "time_dim": 32,
-        "cond_dim": 16, "attn_levels": [1], "cross_attn_levels": [0, 1]}
-
-
-def _data(n: int = 8, frames: int = 48) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    g = torch.Generator().manual_seed(0)
-    vocal = torch.randn(n, 64, frames, generator=g) - 4
-    accomp = torch.roll(vocal, -7, dims=1) + 0.1 * torch.randn(n, 64, frames, generator=g)
-    st = LatentStats.identity()
-    manifest = {"codec": "harmonic", "stats": {
-        "vocal": {"mean": [-4.0] * 64, "std": [1.0] * 64},
-        "accomp": {"mean": list(st.accomp_mean), "std": [1.0] * 64}}}
-    return vocal.half(), accomp.half(), manifest
 
 
 def _cfg(out: Path, **kw: object) -> TrainConfig:
@@ -55,7 +41,7 @@ def _rank(rank: int, size: int, port: int, cfg: TrainConfig, resume: bool,
     report: dict[str, object] = {}
     try:
         with process_group(world, torch.device("cpu"), cfg.dist_timeout_s):
-            tr = Trainer(cfg, *_data(), world=world)
+            tr = Trainer(cfg, *_data(8, 48), world=world)
             if resume:
                 tr.load_state(out / "train_state.pt")
             if fail_at:
@@ -108,7 +94,7 @@ def two(tmp_path_factory) -> Path:
 
 
 def test_two_processes_train_as_one_with_the_same_global_batch(two, tmp_path):
-    one = Trainer(_cfg(tmp_path / "one"), *_data())
+    one = Trainer(_cfg(tmp_path / "one"), *_data(8, 48))
     one.run(progress=False)
     assert _report(two) == _report(two, 1) == {"step": 4}
     w0, w1 = (torch.load(two / f"rank{r}.pt") for r in (0, 1))
@@ -160,7 +146,7 @@ def test_samuel_live_train_under_torchrun(tmp_path):
     """The real launcher and CLI: `torchrun --nproc-per-node 2 -m samuel_live.cli train`."""
     from samuel_live.train.shards import shard_name, write_shard
 
-    vocal, accomp, manifest = _data()
+    vocal, accomp, manifest = _data(8, 48)
     shards = tmp_path / "shards"
     shards.mkdir()
     write_shard(shards / shard_name(0), vocal, accomp, torch.arange(8) % 4 == 0)
