@@ -23,7 +23,8 @@ from samuel_live.train.trainer import TrainConfig, Trainer
 
 
 def _cfg(out: Path, **kw: object) -> TrainConfig:
-    base = dict(out=str(out), model=TINY, batch_size=4, crop_frames=32, max_steps=4,
+    base = dict(out=str(out), model=TINY, batch_size=4, crop_frames=32, short_crops=True,
+                max_steps=4,
                 warmup_steps=1, eval_every=2, lr=2e-3, device="cpu", weighting="min_snr",
                 transpose=2, gain_db=3.0, threads=1, dist_timeout_s=60.0)
     base.update(kw)
@@ -155,7 +156,7 @@ def test_samuel_live_train_under_torchrun(tmp_path):
     model = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
     (tmp_path / "run.toml").write_text(
         f'[train]\ndata = "{shards}"\nout = "{tmp_path / "run"}"\nbatch_size = 4\n'
-        'crop_frames = 32\nmax_steps = 2\nwarmup_steps = 1\neval_every = 2\ndevice = "cpu"\n'
+        'crop_frames = 32\nshort_crops = true\nmax_steps = 2\nwarmup_steps = 1\neval_every = 2\ndevice = "cpu"\n'
         f"threads = 1\n[model]\n{model}\n")
     torchrun = Path(sys.executable).with_name("torchrun")
     done = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m",

@@ -254,6 +254,7 @@ def test_ema_is_the_running_average_of_the_trained_weights(tmp_path) -> None:
     manifest = {"codec": "harmonic", "stats": {"vocal": {"mean": zeros, "std": ones},
                                                "accomp": {"mean": zeros, "std": ones}}}
     cfg = TrainConfig(out=str(tmp_path / "run"), model=TRAIN_MODEL, batch_size=2, crop_frames=32,
+                      short_crops=True,
                       max_steps=6, warmup_steps=1, eval_every=1000, lr=5e-3, device="cpu",
                       ema_decay=0.5, weighting="none")
     tr = Trainer(cfg, vocal, accomp, manifest)

@@ -30,6 +30,7 @@ def _data(n: int = 6, frames: int = 64) -> tuple[torch.Tensor, torch.Tensor, dic
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
     base = dict(out=str(tmp_path / "run"), model=TINY, batch_size=4, crop_frames=32,
+                short_crops=True,
                 max_steps=40, warmup_steps=2, eval_every=1000, lr=2e-3, device="cpu",
                 weighting="min_snr")
     base.update(kw)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from samuel_live.errors import SamuelError
 from samuel_live.model.checkpoint import LatentStats
 
 if TYPE_CHECKING:
@@ -94,10 +95,11 @@ class Batches:
             v = torch.log(torch.exp(v) + noise * torch.rand(v.shape, generator=gen))
         return v
 
-    def sample(self, n: int, gen: torch.Generator,
-               idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` crops, of the windows ``idx`` if given (else drawn at random from ``gen``)."""
-        crop = min(self.cfg.crop_frames, self.vocal.shape[-1])
+    def sample(self, n: int, gen: torch.Generator, idx: torch.Tensor | None = None,
+               crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` crops of ``crop`` frames (default: the config's ``crop_frames``), of the
+        windows ``idx`` if given (else drawn at random from ``gen``)."""
+        crop = min(crop or self.cfg.crop_frames, self.vocal.shape[-1])
         if idx is None:
             idx = torch.randint(0, self.vocal.shape[0], (n,), generator=gen)
         start = torch.randint(0, self.vocal.shape[-1] - crop + 1, (n,), generator=gen)
@@ -110,3 +112,39 @@ class Batches:
             a = torch.stack([self._shift(x, int(k)) for x, k in zip(a, ks, strict=True)])
         v = self._timbre(v, gen)
         return self.stats.norm_vocal(v), self.stats.norm_accomp(a)
+
+
+def parse_curriculum(text: str, final: int) -> list[tuple[float, int]]:
+    """``"256@0,512@0.3,1024@0.6"`` -> [(0.0, 256), (0.3, 512), (0.6, 1024)]: from that
+    fraction of the run on, crops are that many frames. The last stage must be ``final`` (the
+    config's ``crop_frames``), so a run always ends at the length it was asked to train at;
+    "" means ``final`` throughout."""
+    stages: list[tuple[float, int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        frames, _, at = item.partition("@")
+        try:
+            stage = (float(at or 0), int(frames))
+        except ValueError as exc:
+            raise SamuelError(
+                f"crop_curriculum item {item!r} is not FRAMES@FRACTION, e.g. '256@0,1024@0.5'"
+            ) from exc
+        if stage[1] < 1 or not 0 <= stage[0] < 1 or (stages and stage[0] <= stages[-1][0]):
+            raise SamuelError(
+                f"crop_curriculum {text!r}: frames must be positive and fractions must rise "
+                "from 0 to below 1, e.g. '256@0,512@0.3,1024@0.6'"
+            )
+        stages.append(stage)
+    if not stages:
+        return [(0.0, final)]
+    if stages[0][0] != 0 or stages[-1][1] != final:
+        raise SamuelError(
+            f"crop_curriculum {text!r} must start at fraction 0 and end on crop_frames "
+            f"({final}), e.g. '256@0,{final}@0.5'"
+        )
+    return stages
+
+
+def crop_at(stages: list[tuple[float, int]], step: int, total: int) -> int:
+    """Crop length at ``step`` of ``total`` steps: that of the last stage begun."""
+    progress = step / max(1, total)
+    return [size for at, size in stages if progress >= at][-1]

@@ -82,6 +82,33 @@ def load_shards(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
     return torch.cat(vocals), torch.cat(accomps), manifest
 
 
+def load_corpus(data: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Windows of one shard folder, or of several separated by commas, as ``load_shards``
+    returns them. Several folders must share a codec; their statistics are pooled, weighted by
+    window count (exact for the means, and for the stds through the pooled second moments)."""
+    folders = [part.strip() for part in data.split(",") if part.strip()]
+    if len(folders) <= 1:
+        return load_shards(folders[0] if folders else data)
+    parts = [load_shards(folder) for folder in folders]
+    codecs = {m.get("codec", "harmonic") for _, _, m in parts}
+    if len(codecs) > 1:
+        raise ShardError(f"shard folders {folders} use different codecs {sorted(codecs)}; "
+                         "prepare them all with one codec")
+    counts = np.array([v.shape[0] for v, _, _ in parts], dtype=np.float64)
+    stats = {}
+    for key in ("vocal", "accomp"):
+        mean = np.array([m["stats"][key]["mean"] for _, _, m in parts], dtype=np.float64)
+        std = np.array([m["stats"][key]["std"] for _, _, m in parts], dtype=np.float64)
+        w = counts[:, None] / counts.sum()
+        pooled = (w * mean).sum(axis=0)
+        second = (w * (std**2 + mean**2)).sum(axis=0)
+        stats[key] = {"mean": pooled.tolist(),
+                      "std": np.sqrt(np.maximum(second - pooled**2, 1e-12)).tolist()}
+    manifest = dict(parts[0][2], stats=stats, sources_from=folders,
+                    validation_mask=torch.cat([m["validation_mask"] for _, _, m in parts]))
+    return (torch.cat([v for v, _, _ in parts]), torch.cat([a for _, a, _ in parts]), manifest)
+
+
 def channel_stats(folder: Path, shards: list[dict]) -> dict[str, dict[str, list[float]]]:
     """Per-channel mean/std of vocal and accompaniment over every window (float64 sums)."""
     sums: dict[str, np.ndarray] = {}

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from samuel_live import LATENT_FRAMES
 from samuel_live.atomic import atomic_path
 from samuel_live.device import pick_device
 from samuel_live.diffusion.loss import diffusion_loss
@@ -38,7 +39,13 @@ from samuel_live.model.checkpoint import (
 from samuel_live.model.schedule import model_schedule, schedule_entry
 from samuel_live.model.unet import SamuelUNet, UNetConfig
 from samuel_live.train import distributed as dd
-from samuel_live.train.batches import Batches, WindowOrder, stats_from_manifest
+from samuel_live.train.batches import (
+    Batches,
+    WindowOrder,
+    crop_at,
+    parse_curriculum,
+    stats_from_manifest,
+)
 from samuel_live.train.plots import plot_losses
 
 
@@ -54,7 +61,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_steps: int = 2000
     warmup_steps: int = 100
-    crop_frames: int = 256  # random crops: the network is convolutional, RoPE extends
+    crop_frames: int = 1024  # random crops; the last stage of any curriculum
+    crop_curriculum: str = ""  # e.g. "256@0,512@0.3,1024@0.6": crop length by run fraction
+    short_crops: bool = False  # allow ending on crops shorter than the sampling window
     cond_drop: float = 0.1
     weighting: str = "snr"  # snr (the paper) | min_snr | none
     min_snr_gamma: float = 5.0
@@ -89,11 +98,34 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         if key not in types or key == "model":
             raise SamuelError(f"unknown training option {key!r}; known: {sorted(types)}")
         default = getattr(TrainConfig(), key)
-        data[key] = type(default)(value)
+        data[key] = _parse_bool(key, value) if isinstance(default, bool) else type(default)(value)
     unknown = set(data) - set(types)
     if unknown:
         raise SamuelError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(types)}")
     return TrainConfig(**data)
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SamuelError(f"training option {key} takes true or false, got {value!r}")
+
+
+def check_window(cfg: TrainConfig, window: int) -> list[tuple[float, int]]:
+    """The crop stages of ``cfg`` for data windows of ``window`` frames, refusing a run that
+    would end on crops shorter than the sampling window (global attention would then meet
+    RoPE distances at generation that it never trained on) unless ``short_crops`` says so."""
+    stages = parse_curriculum(cfg.crop_curriculum, cfg.crop_frames)
+    sampling = min(window, LATENT_FRAMES)
+    if min(cfg.crop_frames, window) < sampling and not cfg.short_crops:
+        raise SamuelError(
+            f"crop_frames = {cfg.crop_frames} ends training on crops shorter than the "
+            f"{sampling}-frame window the model samples; set crop_frames = {sampling} (a "
+            "crop_curriculum may start shorter), or short_crops = true to train short anyway"
+        )
+    return stages
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -145,7 +177,10 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.codec = manifest.get("codec", "harmonic")
-        self.stats = stats_from_manifest(manifest)
+        self.crops = check_window(cfg, vocal.shape[-1])
+        init = load_checkpoint(cfg.init, expect_codec=self.codec) if cfg.init else None
+        # fine-tuning keeps the normalisation the model learned, whatever the new data's
+        self.stats = init[1].stats if init else stats_from_manifest(manifest)
         if val_mask is None:
             val_mask = torch.zeros(vocal.shape[0], dtype=torch.bool)
             val_mask[:: max(2, round(1 / 0.1))] = True  # every 10th window
@@ -155,8 +190,8 @@ class Trainer:
         self.val = Batches(vocal[val_mask], accomp[val_mask], self.stats, cfg, self.codec)
         self.model_cfg = UNetConfig.from_dict({**UNetConfig().to_dict(), **cfg.model})
         self.model = SamuelUNet(self.model_cfg).to(self.device)
-        if cfg.init:
-            self._load_init(cfg.init)
+        if init:
+            self._load_init(cfg.init, *init)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.net = dd.wrap(self.model, self.world, self.device)  # what the step trains through
         self.order = WindowOrder(self.train.vocal.shape[0], cfg.seed)
@@ -174,9 +209,8 @@ class Trainer:
         self.log_path = self.out / "loss.csv"
         self._val_batch = self._fixed_val_batch()
 
-    def _load_init(self, path: str) -> None:
+    def _load_init(self, path: str, state: dict[str, torch.Tensor], meta: CheckpointMeta) -> None:
         """Fine-tune: take weights (not optimiser state) from an exported checkpoint."""
-        state, meta = load_checkpoint(path, expect_codec=self.codec)
         if UNetConfig.from_dict(meta.model) != self.model_cfg:
             raise SamuelError(f"init checkpoint {path} has another architecture than [model]")
         self.model.load_state_dict(state)
@@ -297,7 +331,8 @@ class Trainer:
         """One optimiser step on this step's global batch (this process's rows of it)."""
         self.model.train()
         size, rows = self.cfg.batch_size, self.rows
-        v, a = self.train.sample(size, self.gen, self.order.batch(self.step, size))
+        crop = crop_at(self.crops, self.step, self.cfg.max_steps)
+        v, a = self.train.sample(size, self.gen, self.order.batch(self.step, size), crop)
         loss = self._loss(self.net, v[rows], a[rows], self.noise_gen, self.cfg.cond_drop,
                           part=(rows.start, size))
         self.opt.zero_grad(set_to_none=True)
@@ -417,11 +452,11 @@ def _progress(total: int, initial: int, enabled: bool):
 def train_from_config(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Load shards, build a Trainer, optionally resume, and run it; under torchrun (RANK,
     WORLD_SIZE, ... set) as one process of a DDP run."""
-    from samuel_live.train.shards import load_shards
+    from samuel_live.train.shards import load_corpus
 
     world = dd.World.from_env()
     with dd.process_group(world, world.device(pick_device(cfg.device)), cfg.dist_timeout_s):
-        vocal, accomp, manifest = load_shards(cfg.data)
+        vocal, accomp, manifest = load_corpus(cfg.data)
         val = manifest.pop("validation_mask", None)
         val_mask = torch.as_tensor(val, dtype=torch.bool) if val is not None else None
         trainer = Trainer(cfg, vocal, accomp, manifest, val_mask, world)
