@@ -89,10 +89,7 @@ class RayPool:
 
     def __init__(self, address: str | None, source: ModelSource, *, workers: int | None = None,
                  threads: int = 1, retries: int = RETRIES) -> None:
-        self.ray = import_ray()
-        self._owns = not self.ray.is_initialized()
-        if self._owns:
-            _connect(self.ray, address)
+        self.ray, self._owns = connect(address)
         resources = self.ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         per = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": threads}
@@ -132,36 +129,18 @@ class RayPool:
                bit_depth: int) -> Iterator[StemRecord]:
         """One stem at a time per worker (long takes don't queue behind each other); a stem
         whose worker died for good goes to another one, ``retries`` times at most."""
-        ray = self.ray
-        queue, tries = deque(todo), Counter[Path]()
-        idle, running = list(self.actors), {}
-        settings_ref, spec_ref = ray.put(settings), ray.put(spec)
-        while queue or running:
-            while queue and idle:
-                actor, job = idle.pop(), queue.popleft()
-                ref = actor.render.remote(_absolute(job), settings_ref, spec_ref, bit_depth)
-                running[ref] = (actor, job)
-            if not running:  # every worker is gone
-                for job in queue:
-                    yield _record(job, "failed", 0.0, "no Ray worker is left to render it")
-                return
-            (ref,), _ = ray.wait(list(running), num_returns=1)
-            actor, job = running.pop(ref)
-            try:
-                record = ray.get(ref)
-            except ray.exceptions.RayActorError as exc:
-                if not isinstance(exc, ray.exceptions.ActorDiedError):
-                    idle.append(actor)  # unavailable for a moment (restarting): keep it
-                tries[job.path] += 1
-                if tries[job.path] > self.retries:
-                    yield _record(job, "failed", 0.0, f"its Ray worker died {tries[job.path]} "
-                                  f"times: {str(exc).splitlines()[0]}")
-                else:
-                    queue.appendleft(job)
-                continue
-            idle.append(actor)
-            yield replace(record, take=str(job.take), path=str(job.path),
-                          midi=str(midi_path(job.path)) if record.midi else "")
+        settings_ref, spec_ref = self.ray.put(settings), self.ray.put(spec)
+
+        def submit(actor: Any, i: int) -> Any:
+            return actor.render.remote(_absolute(todo[i]), settings_ref, spec_ref, bit_depth)
+
+        for i, record, error in spread(self.ray, self.actors, len(todo), submit, self.retries):
+            job = todo[i]
+            if error is not None:
+                yield _record(job, "failed", 0.0, error)
+            else:
+                yield replace(record, take=str(job.take), path=str(job.path),
+                              midi=str(midi_path(job.path)) if record.midi else "")
 
     def close(self) -> None:
         """Stop the workers, and the local cluster if this pool started it."""
@@ -176,6 +155,51 @@ class RayPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def connect(address: str | None) -> tuple[ModuleType, bool]:
+    """Ray, connected: to ``address`` ("auto", "ray://host:port"; None or "" starts a local
+    cluster), or through the connection this process already has. Also says whether this call
+    made the connection (and so should ``ray.shutdown()`` it)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False
+    _connect(ray, address or None)
+    return ray, True
+
+
+def spread(ray: ModuleType, actors: list[Any], count: int, submit: Callable[[Any, int], Any],
+           retries: int) -> Iterator[tuple[int, Any, str | None]]:
+    """Items ``0..count-1`` handed out one at a time to whichever actor is idle
+    (``submit(actor, i)`` gives the task's ref). Yields ``(i, result, None)`` as items finish,
+    in finishing order, or ``(i, None, reason)`` for an item whose worker died more than
+    ``retries`` times, or that no worker is left to take. Each item is yielded once."""
+    queue, tries = deque(range(count)), Counter[int]()
+    idle, running = list(actors), {}
+    while queue or running:
+        while queue and idle:
+            actor, i = idle.pop(), queue.popleft()
+            running[submit(actor, i)] = (actor, i)
+        if not running:  # every worker is gone
+            for i in queue:
+                yield i, None, "no Ray worker is left to take it"
+            return
+        (ref,), _ = ray.wait(list(running), num_returns=1)
+        actor, i = running.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            if not isinstance(exc, ray.exceptions.ActorDiedError):
+                idle.append(actor)  # unavailable for a moment (restarting): keep it
+            tries[i] += 1
+            if tries[i] > retries:
+                yield i, None, (f"its Ray worker died {tries[i]} times: "
+                                f"{str(exc).splitlines()[0]}")
+            else:
+                queue.appendleft(i)
+            continue
+        idle.append(actor)
+        yield i, result, None
 
 
 def _connect(ray: ModuleType, address: str | None) -> None:

@@ -65,6 +65,7 @@ class PrepareConfig:
     sessions_of: int = 8
     workers: int = 2
     processes: int = 1  # encode this many sources at once, each in its own process
+    ray: str | None = None  # encode on Ray: "auto", "ray://host:port", "" a local cluster
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -314,14 +315,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--workers", type=int, default=2, help="chorales: parallel fluidsynth renders")
     add("--processes", type=int, default=1,
         help="encode N sources at once, one process each (default 1)")
+    add("--ray", nargs="?", const="", metavar="ADDRESS",
+        help="encode on a Ray cluster: auto, ray://HOST:10001, or none for a local one; the "
+             'input on storage every node sees (needs `pip install -e ".[cluster]"`)')
 
 
 def run(args: argparse.Namespace) -> dict:
     """Run ``prepare`` from parsed arguments."""
+    input_path, out, codec_path = args.input, args.out or args.input / "shards", args.codec_path
+    if args.ray is not None:  # Ray workers open the files from other folders, maybe other nodes
+        input_path = input_path.expanduser().absolute()
+        codec_path = codec_path and str(Path(codec_path).expanduser().absolute())
     config = PrepareConfig(
         kind=args.kind,
         codec=args.codec,
-        codec_path=args.codec_path,
+        codec_path=codec_path,
         device=args.device,
         shard_windows=args.shard_windows,
         validation_fraction=args.validation_fraction,
@@ -329,8 +337,9 @@ def run(args: argparse.Namespace) -> dict:
         variants=args.variants,
         workers=args.workers,
         processes=args.processes,
+        ray=args.ray,
     )
-    return prepare(args.input, args.out or args.input / "shards", config)
+    return prepare(input_path, out, config)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,8 +1,11 @@
-"""``prepare``'s encoding spread over processes: each loads the codec once and encodes whole
-sources; results come back in source order, so the shards are those one process writes.
+"""``prepare``'s encoding spread over local processes (``--processes N``) or the actors of a
+Ray cluster (``--ray [ADDRESS]``): each worker loads the codec once and encodes whole sources;
+results come back in source order, so the shards are those one process writes.
 
 The processes are forked, so every source (with its loader) is already in each of them; only
-an index goes out and tensors come back.
+an index goes out and tensors come back. Ray actors get the sources once, through Ray's object
+store, then likewise only indices; they open the source files themselves, so the files must be
+on storage every node sees at the same (absolute) path.
 """
 
 from __future__ import annotations
@@ -10,39 +13,68 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from samuel_live.errors import InvalidArgumentError, SamuelError
+from samuel_live.errors import ClusterError, InvalidArgumentError, SamuelError
 
 if TYPE_CHECKING:
     from samuel_live.codec.base import Codec
     from samuel_live.train.prepare import PrepareConfig, Source, Windows
 
 Encode = Callable[["Source", "Codec | None", "PrepareConfig"], "Windows"]
+Encoded = Iterator["Windows | Exception"]
 FAILURES = (SamuelError, OSError, ValueError, RuntimeError)  # a bad source, not a bad run
+RETRIES = 3  # restarts of a dead Ray actor, and tries of the source it was encoding
 _job: dict[str, Any] = {}  # what a forked worker was given
 
 
 def encode_all(todo: list[Source], config: PrepareConfig, encode: Encode,
-               load_codec: Callable[[], Codec], processes: int) -> Iterator[Windows | Exception]:
-    """Each source's windows, or the exception that made it unusable, in ``todo``'s order."""
+               load_codec: Callable[[], Codec], processes: int) -> Encoded:
+    """Each source's windows, or the exception that made it unusable, in ``todo``'s order.
+
+    On a Ray cluster when ``config.ray`` is set (None: not; "": a local one), else in
+    ``processes`` local processes. Bad arguments and a missing Ray raise here, before any work.
+    """
+    needs_codec = any(not s.encoded for s in todo)
+    ray_address = config.ray
+    if ray_address is not None:
+        if processes > 1:
+            raise InvalidArgumentError("--processes N and --ray both spread the encoding: "
+                                       "give one of them")
+        _check_paths(todo, config)
+        if todo:
+            from samuel_live.render.cluster import import_ray
+
+            import_ray()  # a missing Ray is said now, not after the sources are listed
+            return _on_ray(todo, config, encode, load_codec if needs_codec else None,
+                           ray_address)
+        return iter(())
     if processes > 1 and config.device.startswith("cuda"):
         raise InvalidArgumentError("--processes N encodes on CPUs (forked processes cannot share "
                                    "a GPU): use --processes 1 with --device cuda")
-    needs_codec = any(not s.encoded for s in todo)
     if processes <= 1 or len(todo) < 2:
-        codec = load_codec() if needs_codec else None
-        for source in todo:
-            try:
-                yield encode(source, codec, config)
-            except FAILURES as exc:
-                yield exc
-        return
+        return _here(todo, config, encode, load_codec if needs_codec else None)
+    return _forked(todo, config, encode, load_codec if needs_codec else None, processes)
+
+
+def _here(todo: list[Source], config: PrepareConfig, encode: Encode,
+          load_codec: Callable[[], Codec] | None) -> Encoded:
+    codec = load_codec() if load_codec else None
+    for source in todo:
+        try:
+            yield encode(source, codec, config)
+        except FAILURES as exc:
+            yield exc
+
+
+def _forked(todo: list[Source], config: PrepareConfig, encode: Encode,
+            load_codec: Callable[[], Codec] | None, processes: int) -> Encoded:
     from samuel_live.train.prepare import Windows
 
-    args = (todo, config, encode, load_codec if needs_codec else None)
+    args = (todo, config, encode, load_codec)
     with ProcessPoolExecutor(min(processes, len(todo)), mp_context=mp.get_context("fork"),
                              initializer=_start, initargs=args) as pool:
         for i, out in enumerate(pool.map(_encode_at, range(len(todo)))):
@@ -57,8 +89,80 @@ def _start(todo: list[Source], config: PrepareConfig, encode: Encode,
 
 
 def _encode_at(i: int) -> tuple[Any, ...] | Exception:
+    return _encode_one(_job["encode"], _job["todo"][i], _job["codec"], _job["config"])
+
+
+def _encode_one(encode: Encode, source: Source, codec: Codec | None,
+                config: PrepareConfig) -> tuple[Any, ...] | Exception:
     try:
-        w = _job["encode"](_job["todo"][i], _job["codec"], _job["config"])
+        w = encode(source, codec, config)
     except FAILURES as exc:
         return SamuelError(str(exc))  # picklable whatever the library's own type
     return w.vocal, w.accomp, w.validation, w.info
+
+
+# ---------------------------------------------------------------- Ray
+
+
+class EncodeWorker:
+    """One Ray actor: the sources to encode and a loaded codec."""
+
+    def __init__(self, todo: list[Source], config: PrepareConfig, encode: Encode,
+                 load_codec: Callable[[], Codec] | None) -> None:
+        torch.set_num_threads(1)  # as a forked process, and as Ray's 1-CPU workers
+        self.todo, self.config, self.encode = todo, config, encode
+        self.codec = load_codec() if load_codec else None
+
+    def encode_at(self, i: int) -> tuple[Any, ...] | Exception:
+        return _encode_one(self.encode, self.todo[i], self.codec, self.config)
+
+
+def _on_ray(todo: list[Source], config: PrepareConfig, encode: Encode,
+            load_codec: Callable[[], Codec] | None, address: str) -> Encoded:
+    """Actors encode the sources one at a time each; results are put back in source order.
+    A source whose worker died ``RETRIES`` + 1 times comes back as an exception (skipped)."""
+    from samuel_live.render.cluster import connect, spread
+    from samuel_live.train.prepare import Windows
+
+    ray, owns = connect(address)
+    actors: list[Any] = []
+    try:
+        cpus, gpus = (int(ray.cluster_resources().get(k, 0)) for k in ("CPU", "GPU"))
+        if config.device.startswith("cuda"):
+            if not gpus:
+                raise ClusterError("--device cuda with --ray needs GPUs in the Ray cluster, and "
+                                   "it has none: use --device cpu, or add GPU nodes")
+            per, n = {"num_gpus": 1, "num_cpus": 1}, gpus
+        else:
+            per, n = {"num_cpus": 1}, max(1, cpus)
+        worker = ray.remote(EncodeWorker).options(
+            max_restarts=RETRIES, max_task_retries=RETRIES, **per)
+        job = ray.put(todo), config, encode, load_codec
+        actors = [worker.remote(*job) for _ in range(min(n, len(todo)))]
+        done: dict[int, Windows | Exception] = {}
+        nxt = 0
+        for i, out, error in spread(ray, actors, len(todo),
+                                    lambda actor, i: actor.encode_at.remote(i), RETRIES):
+            if error is not None:
+                done[i] = SamuelError(error + "; rerun prepare to try it again")
+            else:
+                done[i] = out if isinstance(out, Exception) else Windows(todo[i], *out)
+            while nxt in done:
+                yield done.pop(nxt)
+                nxt += 1
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if owns:
+            ray.shutdown()
+
+
+def _check_paths(todo: list[Source], config: PrepareConfig) -> None:
+    """Ray workers open the files themselves, from another working folder or node."""
+    paths = [f for s in todo for f in s.files] + [config.codec_path or "/"]
+    relative = [p for p in paths if not Path(p).is_absolute()]
+    if relative:
+        raise InvalidArgumentError(
+            f"--ray needs absolute paths (the workers start in other folders), got {relative[0]}"
+            ": give the input folder and --codec-path as absolute paths on storage every node "
+            "sees")
