@@ -90,7 +90,8 @@ def test_decode_has_no_phase_jumps_at_frame_seams(codec: HarmonicCodec) -> None:
     assert np.abs(audio - reference).max() < 1e-4
 
 
-def test_decode_then_encode_is_close_to_identity(codec: HarmonicCodec) -> None:
+def test_raw_decode_then_encode_is_close_to_identity() -> None:
+    codec = HarmonicCodec(clean=None)  # every band, as the clean decode is not meant to be
     rng = np.random.default_rng(0)
     amplitude = rng.uniform(0.005, 0.1, size=(64, 200))
     kernel = np.ones(4) / 4  # latents that move no faster than the lowest band can follow

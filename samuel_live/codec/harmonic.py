@@ -8,11 +8,18 @@ Analysis is constant-Q: band ``b`` uses a Hann window of about 33.6 periods, the
 window whose main lobe ends on the neighbouring semitones (C2 needs ~0.51 s), but never shorter
 than two hops so every input sample reaches a frame. It runs on a 4x decimated signal (11025 Hz,
 well above the top band's 2489 Hz), so all 64 bands and all frames are one matrix product.
+
+Decoding is additive resynthesis, by default *clean* (``CleanDecode``): generated latents carry
+some energy in every band and flicker from frame to frame, and played as they are they sound as
+a wash around the notes. The clean decode keeps the notes (spectral peaks near each frame's
+strongest band, with hysteresis and a minimum length over time, on sustained envelopes) and
+drops the rest. ``HarmonicCodec(clean=None)`` is the raw decode of every band.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,6 +35,34 @@ SILENCE = math.log(FLOOR)  # the latent value of a silent band
 _DECIMATE = 4
 _PERIODS_PER_WINDOW = 2.0 / (2.0 ** (1.0 / 12.0) - 1.0)  # Hann main-lobe half-width = 1 semitone
 _MIN_WINDOW = 2 * HOP
+
+
+@dataclass(frozen=True)
+class CleanDecode:
+    """How the clean decode keeps notes and drops the wash between them (levels in dB).
+
+    A band sounds in a frame only where its level (band power averaged over ``smooth_frames``
+    centred frames) is a local peak across bands, within ``relative_db`` of the frame's
+    strongest band and within ``global_db`` of the loudest frames (the 95th percentile of frame
+    maxima). Hysteresis over time: a run of frames that meets the looser test (both thresholds
+    ``hysteresis_db`` lower) is a note only if it meets the strict test at least once and lasts
+    ``min_frames`` or more. Within a note the amplitude attacks at once and falls at most
+    ``release_db`` per frame, so bursty frames sustain instead of flickering; notes start and
+    end on the synthesis' one-hop linear ramps, so there are no clicks. The result is scaled to
+    the raw decode's total power (by at most ``max_gain_db`` either way). Defaults were chosen
+    on the tuning sets (bench/quality.py --raw-decode).
+    """
+
+    smooth_frames: int = 5
+    relative_db: float = 20.0
+    global_db: float = 40.0
+    hysteresis_db: float = 10.0
+    min_frames: int = 2
+    release_db: float = 1.5
+    max_gain_db: float = 12.0
+
+
+CLEAN = CleanDecode()  # the codec's default decode; HarmonicCodec(clean=None) is the raw one
 
 
 def band_frequencies() -> np.ndarray:
@@ -76,6 +111,7 @@ class HarmonicCodec:
     Frame ``k`` describes the audio centred on sample ``k * 2048 + 1024``. The latent is
     ``log(magnitude + 1e-4)``: silence is ``SILENCE``, and a steady sine of amplitude A at a
     band's frequency encodes to ``log(A + 1e-4)`` in that band and decodes back to amplitude A.
+    ``clean`` picks the decode: ``CLEAN`` (notes only, the default) or None (every band raw).
     """
 
     name = "harmonic"
@@ -83,7 +119,8 @@ class HarmonicCodec:
     hop = HOP
     latent_channels = LATENT_CHANNELS
 
-    def __init__(self) -> None:
+    def __init__(self, clean: CleanDecode | None = CLEAN) -> None:
+        self.clean = clean
         self._kernel, self._window = _analysis_kernel()
         self._tables = _synthesis_tables()
         self._omega = 2.0 * np.pi * band_frequencies() / SAMPLE_RATE
@@ -106,7 +143,9 @@ class HarmonicCodec:
         return torch.from_numpy(np.log(magnitude.T + FLOOR).astype(np.float32))
 
     def decode(self, latent: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Additive resynthesis: (64, F) -> (2, F*2048) or (B, 64, F) -> (B, 2, F*2048)."""
+        """Additive resynthesis: (64, F) -> (2, F*2048) or (B, 64, F) -> (B, 2, F*2048).
+
+        With ``clean`` set, each latent is cleaned on its own (``clean_amplitudes``)."""
         z = latent.detach().cpu().numpy() if isinstance(latent, torch.Tensor) else latent
         z = np.asarray(z, dtype=np.float32)
         if z.ndim not in (2, 3) or z.shape[-2] != LATENT_CHANNELS:
@@ -121,6 +160,8 @@ class HarmonicCodec:
     def _decode_one(self, z: np.ndarray) -> np.ndarray:
         frames = z.shape[1]
         amp = np.maximum(np.exp(z.astype(np.float64)) - FLOOR, 0.0).T
+        if self.clean is not None:
+            amp = clean_amplitudes(amp, self.clean)
         # Hold the edge amplitudes so segments run from centre(-1) to centre(frames).
         amp = np.concatenate([amp[:1], amp, amp[-1:]], axis=0)
         starts = (np.arange(frames + 1) - 1) * HOP + HOP // 2
@@ -133,6 +174,65 @@ class HarmonicCodec:
         signal = (coeffs @ self._tables).reshape(-1)
         mono = signal[HOP // 2 : HOP // 2 + frames * HOP]
         return np.stack([mono, mono])
+
+
+def clean_amplitudes(amp: np.ndarray, cfg: CleanDecode) -> np.ndarray:
+    """Band amplitudes (frames, 64) with only the notes kept (see ``CleanDecode``)."""
+    frames = amp.shape[0]
+    if frames == 0 or not (amp > 0).any():
+        return amp
+    level = 10.0 * np.log10(np.maximum(_moving_mean(amp * amp, cfg.smooth_frames), 1e-20))
+    strongest = level.max(axis=1, keepdims=True)
+    loud = float(np.percentile(strongest, 95))
+    edge = np.full((frames, 1), -np.inf)
+    left = np.concatenate([edge, level[:, :-1]], axis=1)
+    right = np.concatenate([level[:, 1:], edge], axis=1)
+    peak = (level >= left) & (level >= right) & (amp > 0)
+    margin = np.maximum(strongest - cfg.relative_db, loud - cfg.global_db)
+    keep = _hysteresis(peak & (level >= margin - cfg.hysteresis_db), peak & (level >= margin),
+                       cfg.min_frames)
+    starts = keep.copy()
+    starts[1:] &= ~keep[:-1]
+    note = np.cumsum(starts, axis=0)  # per band, the index of the note each frame belongs to
+    # Release-limited envelope: env[t] = max over s <= t in the same note of
+    # dB[s] - release * (t - s); a large offset per note index keeps notes apart.
+    ramp = cfg.release_db * np.arange(frames, dtype=np.float64)[:, None] + 1e4 * note
+    db = 20.0 * np.log10(np.maximum(amp, 1e-10)) + ramp
+    out = np.where(keep, 10.0 ** ((np.maximum.accumulate(db, axis=0) - ramp) / 20.0), 0.0)
+    total = float((out * out).sum())
+    if total <= 0.0:
+        return out
+    limit = 10.0 ** (cfg.max_gain_db / 20.0)
+    gain = math.sqrt(float((amp * amp).sum()) / total)
+    return out * min(max(gain, 1.0 / limit), limit)
+
+
+def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average over axis 0 (edges held), same shape."""
+    if width <= 1:
+        return x
+    before = width // 2
+    padded = np.pad(x, ((before + 1, width - 1 - before), (0, 0)), mode="edge")
+    padded[0] = 0.0
+    csum = np.cumsum(padded, axis=0)
+    return (csum[width:] - csum[:-width]) / width
+
+
+def _hysteresis(low: np.ndarray, high: np.ndarray, min_frames: int) -> np.ndarray:
+    """Runs of ``low`` over time (axis 0) that contain a ``high`` frame and last min_frames."""
+    frames, bands = low.shape
+    x = np.zeros((bands, frames + 2), dtype=np.int8)
+    x[:, 1:-1] = low.T
+    edge = np.diff(x.ravel())
+    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    h = np.zeros((bands, frames + 2), dtype=np.int64)
+    h[:, 1:-1] = high.T
+    hits = np.concatenate([[0], np.cumsum(h.ravel())])
+    good = ((hits[ends + 1] - hits[starts + 1]) > 0) & (ends - starts >= min_frames)
+    mark = np.zeros(x.size + 1, dtype=np.int64)
+    np.add.at(mark, starts[good] + 1, 1)
+    np.add.at(mark, ends[good] + 1, -1)
+    return np.cumsum(mark)[:-1].reshape(bands, frames + 2)[:, 1:-1].T > 0
 
 
 def _mono(audio: np.ndarray) -> np.ndarray:
