@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from samuel_live.errors import ModelError
+from samuel_live.errors import InvalidArgumentError, ModelError
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -16,3 +16,44 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise ModelError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
+
+
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_fast_bf16(cpuinfo: str | None = None) -> bool:
+    """True if this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16 flags).
+
+    ``cpuinfo`` is /proc/cpuinfo's text (read when None). Where it cannot be read (macOS,
+    Windows) the answer is False: without those instructions bfloat16 is emulated and slower
+    than float32.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = {w for line in cpuinfo.splitlines() if line.startswith("flags") for w in line.split()}
+    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+
+
+def pick_dtype(precision: str, device: torch.device, cpuinfo: str | None = None) -> torch.dtype:
+    """The dtype the U-Net runs in for a precision setting (``settings.PRECISIONS``).
+
+    'auto' is bfloat16 on a CUDA GPU that supports it and on a CPU with native bfloat16
+    (``cpu_has_fast_bf16``), float32 elsewhere; 'float32' and 'bfloat16' are taken as asked.
+    """
+    from samuel_live.settings import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise InvalidArgumentError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    if precision == "float32":
+        return torch.float32
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cpu" and cpu_has_fast_bf16(cpuinfo):
+        return torch.bfloat16
+    return torch.float32

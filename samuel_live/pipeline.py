@@ -20,14 +20,14 @@ import torch
 from samuel_live import LATENT_FRAMES, SAMPLE_RATE
 from samuel_live.codec import load_codec
 from samuel_live.codec.base import Codec
-from samuel_live.device import pick_device
+from samuel_live.device import pick_device, pick_dtype
 from samuel_live.diffusion.guidance import guided_model_fn
 from samuel_live.diffusion.samplers import Inpaint, sample
 from samuel_live.errors import AudioInputError, ModelError
 from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, file_hash, load_checkpoint
 from samuel_live.model.schedule import model_schedule
 from samuel_live.model.unet import SamuelUNet, UNetConfig
-from samuel_live.settings import GenerateSettings
+from samuel_live.settings import DEFAULT_PRECISION, GenerateSettings
 
 STARTER_MODEL = Path(__file__).parent / "models" / "starter.safetensors"
 Progress = Callable[[int, int], None]
@@ -81,13 +81,28 @@ class Accompanist:
         device: torch.device,
         meta: dict[str, Any] | None = None,
         schedule: Mapping[str, Any] | None = None,
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
-        """``schedule``: the checkpoint's stored schedule entry, checked against the model."""
+        """``schedule``: the checkpoint's stored schedule entry, checked against the model.
+        ``precision``: see ``settings.PRECISIONS`` and ``set_precision``."""
         self.meta = meta or {}
         where = f"model {self.meta.get('path') or self.meta.get('name', '')}".strip()
         self.schedule = model_schedule(model, schedule, where)
         self.model = model.to(device).eval().requires_grad_(False)
         self.codec, self.stats, self.device = codec, stats, device
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> None:
+        """Run the U-Net in the dtype ``precision`` picks on this device (``pick_dtype``).
+
+        ``self.model`` stays the float32 master; sampling uses ``self.net``, a bfloat16 copy
+        of it when bfloat16 is picked.
+        """
+        self.dtype = pick_dtype(precision, self.device)
+        if self.dtype == self.model.dtype:
+            self.net = self.model
+        else:
+            self.net = self.model.inference_copy(self.dtype)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -96,6 +111,7 @@ class Accompanist:
         model: str | Path | None = None,
         device: str = "auto",
         codec_path: str | Path | None = None,
+        precision: str = DEFAULT_PRECISION,
     ) -> Accompanist:
         """Load a checkpoint (default: the starter model shipped in the package)."""
         path = Path(model).expanduser() if model else STARTER_MODEL
@@ -116,24 +132,27 @@ class Accompanist:
             )
         info = {"name": Path(path).stem, "path": str(path), "hash": file_hash(path),
                 **_meta_summary(meta)}
-        return cls(net, codec, meta.stats, dev, info, schedule=meta.schedule)
+        return cls(net, codec, meta.stats, dev, info, schedule=meta.schedule, precision=precision)
 
     @classmethod
     def random(
-        cls, config: UNetConfig | None = None, seed: int = 0, device: str = "cpu"
+        cls, config: UNetConfig | None = None, seed: int = 0, device: str = "cpu",
+        precision: str = DEFAULT_PRECISION,
     ) -> Accompanist:
         """A random-init model of the real class with the harmonic codec (tests, benches)."""
         torch.manual_seed(seed)
         cfg = config or UNetConfig()
         info = {"name": f"random-{seed}", "path": "", "hash": f"random-{seed}"}
         stats = LatentStats.identity(cfg.latent_channels)
-        return cls(SamuelUNet(cfg), load_codec("harmonic"), stats, pick_device(device), info)
+        return cls(SamuelUNet(cfg), load_codec("harmonic"), stats, pick_device(device), info,
+                   precision=precision)
 
     def info(self) -> dict[str, Any]:
-        """Name, hash, parameter count, codec, device and sample rate of the loaded model."""
+        """Name, hash, parameter count, codec, device, precision and sample rate."""
         params = sum(p.numel() for p in self.model.parameters())
         return {**self.meta, "codec": self.codec.name, "params": params,
-                "device": str(self.device), "sample_rate": SAMPLE_RATE}
+                "device": str(self.device), "precision": str(self.dtype).removeprefix("torch."),
+                "sample_rate": SAMPLE_RATE}
 
     # --- generation --------------------------------------------------------------------------
     def encode_vocal(self, vocal: np.ndarray) -> torch.Tensor:
@@ -265,7 +284,7 @@ class Accompanist:
         equal to ``known``."""
         dev = self.device
         noise = torch.randn(known.shape, generator=gen).to(dev)
-        model_fn = guided_model_fn(self.model, cond[None].to(dev), settings.cfg)
+        model_fn = guided_model_fn(self.net, cond[None].to(dev), settings.cfg)
         if mask is None and held:
             mask = torch.zeros(1, 1, known.shape[-1])
             mask[..., :held] = 1

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+DEFAULT_PRECISION = "auto"
+"""The U-Net's arithmetic: 'auto' = bfloat16 where the hardware multiplies it natively (a CPU
+with AVX512-BF16 or AMX, a CUDA GPU with bf16), float32 elsewhere (``device.pick_dtype``). The
+sampler's own arithmetic and guidance stay float32 either way."""
+
 
 @dataclass(frozen=True)
 class GenerateSettings:

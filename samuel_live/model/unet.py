@@ -8,6 +8,7 @@ input as an aligned additive stream (the "dual-stream" conditioning of the paper
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -265,13 +266,16 @@ class Stage(nn.Module):
             ResBlock(width, width, cfg.time_dim, cfg.groups) for _ in range(post_blocks)
         )
 
-    def forward(self, h: Tensor, temb: Tensor, sqrt_abar: Tensor, vocal: Tensor) -> Tensor:
+    def forward(
+        self, h: Tensor, temb: Tensor, sqrt_abar: Tensor, kv: tuple[Tensor, Tensor] | None
+    ) -> Tensor:
+        """``kv``: this stage's vocal cross-attention keys and values (``VocalContext``)."""
         for block in self.blocks:
             h = block(h, temb)
         if self.attn is not None:
             h = self.attn(h, sqrt_abar)
         if self.cross is not None:
-            h = self.cross(h, vocal)
+            h = self.cross(h, kv=kv)
         for block in self.post:
             h = block(h, temb)
         return h
@@ -358,25 +362,84 @@ class SamuelUNet(nn.Module):
         if cond_keep is not None and cond_keep.shape != (x.shape[0],):
             raise ModelError(f"cond_keep must be [B], got {tuple(cond_keep.shape)}")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the network computes in (its weights'); ``forward`` casts to it."""
+        return self.in_conv.weight.dtype
+
+    def inference_copy(self, dtype: torch.dtype) -> SamuelUNet:
+        """A frozen copy with weights in ``dtype`` (e.g. bfloat16) for sampling.
+
+        The noise table stays float32: the attention mix reads sqrt(abar_t) from it, and a
+        bfloat16 copy of abar near 1 would lose the late steps' differences.
+        """
+        net = copy.deepcopy(self).to(dtype).eval().requires_grad_(False)
+        net.alphas_cumprod = self.alphas_cumprod.detach().float().clone()
+        return net
+
+    def prepare(
+        self, cond: Tensor, cond_keep: Tensor | None = None, *, cache_time: bool = True
+    ) -> VocalContext:
+        """Everything that depends on the vocal alone: the encoder's feature maps, the input
+        stream and every cross-attention's keys and values. Compute once per window and pass
+        to ``denoise`` at every step (the result equals ``forward``)."""
+        cond = cond.to(self.dtype)
+        if cond_keep is not None:
+            null = self.null_cond.view(1, -1, 1).expand_as(cond)
+            cond = torch.where(cond_keep.view(-1, 1, 1), cond, null)
+        feats = self.vocal(cond)
+        top = len(self.down_stages)
+        levels = [*range(top), top, *reversed(range(top))]
+        stages = [*self.down_stages, self.mid, *reversed(self.up_stages)]
+        kv = [st.cross.keys_values(feats[lv]) if st.cross is not None else None
+              for lv, st in zip(levels, stages, strict=True)]
+        return VocalContext(self.vocal_in(feats[0]), kv, cond.shape, {} if cache_time else None)
+
+    def _time(self, t: Tensor, ctx: VocalContext) -> tuple[Tensor, Tensor]:
+        """(time embedding, sqrt(abar_t)) of steps ``t``, cached in ``ctx`` per step tuple."""
+        if ctx.time_cache is None:  # one-off context (training): no cache, no device sync
+            temb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(self.dtype))
+            return temb, self.alphas_cumprod[t].sqrt()
+        key = tuple(t.tolist())
+        if key not in ctx.time_cache:
+            temb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(self.dtype))
+            ctx.time_cache[key] = (temb, self.alphas_cumprod[t].sqrt())
+        return ctx.time_cache[key]
+
+    def denoise(self, x: Tensor, t: Tensor, ctx: VocalContext) -> Tensor:
+        """v for ``x`` at steps ``t`` given a prepared vocal; returned in ``x``'s dtype."""
+        if x.shape[0] != ctx.shape[0] or x.shape[-1] != ctx.shape[-1]:
+            raise ModelError(
+                f"x {tuple(x.shape)} does not match the prepared vocal {tuple(ctx.shape)}; "
+                "prepare the vocal of this batch and length"
+            )
+        out_dtype, t = x.dtype, t.long()
+        temb, sqrt_abar = self._time(t, ctx)
+        h = self.in_conv(x.to(self.dtype)) + ctx.vocal_in
+        top = len(self.down_stages)
+        skips = []
+        for lv, (stage, down) in enumerate(zip(self.down_stages, self.downsamplers, strict=True)):
+            h = stage(h, temb, sqrt_abar, ctx.kv[lv])
+            skips.append(h)
+            h = down(h)
+        h = self.mid(h, temb, sqrt_abar, ctx.kv[top])
+        for i, lv in enumerate(reversed(range(top))):
+            h = torch.cat([self.upsamplers[lv](h), skips[lv]], dim=1)
+            h = self.up_stages[lv](h, temb, sqrt_abar, ctx.kv[top + 1 + i])
+        return self.out_conv(F.silu(self.out_norm(h))).to(out_dtype)
+
     def forward(
         self, x: Tensor, t: Tensor, cond: Tensor, cond_keep: Tensor | None = None
     ) -> Tensor:
         self._check(x, t, cond, cond_keep)
-        if cond_keep is not None:
-            null = self.null_cond.to(cond.dtype).view(1, -1, 1).expand_as(cond)
-            cond = torch.where(cond_keep.view(-1, 1, 1), cond, null)
-        t = t.long()
-        temb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(x.dtype))
-        sqrt_abar = self.alphas_cumprod[t].sqrt()
-        vocal = self.vocal(cond)
-        h = self.in_conv(x) + self.vocal_in(vocal[0])
-        skips = []
-        for lv, (stage, down) in enumerate(zip(self.down_stages, self.downsamplers, strict=True)):
-            h = stage(h, temb, sqrt_abar, vocal[lv])
-            skips.append(h)
-            h = down(h)
-        h = self.mid(h, temb, sqrt_abar, vocal[-1])
-        for lv in reversed(range(len(self.up_stages))):
-            h = torch.cat([self.upsamplers[lv](h), skips[lv]], dim=1)
-            h = self.up_stages[lv](h, temb, sqrt_abar, vocal[lv])
-        return self.out_conv(F.silu(self.out_norm(h)))
+        return self.denoise(x, t, self.prepare(cond, cond_keep, cache_time=False))
+
+
+@dataclass
+class VocalContext:
+    """What ``SamuelUNet.prepare`` computed from one vocal batch (see there)."""
+
+    vocal_in: Tensor
+    kv: list[tuple[Tensor, Tensor] | None]
+    shape: torch.Size
+    time_cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] | None = None
