@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from samuel_live import SAMPLE_RATE
-from samuel_live.train.metrics import bands, chroma, key_of, sounding
+from samuel_live.codec.pitch import MAJOR_SCALE, MINOR_SCALE, chroma, key_of
+from samuel_live.train.metrics import bands, sounding
 
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor
 HOP = 2048  # frames of the analysis (the harmonic codec's hop)
 LEVEL = 0.08  # peak amplitude of each sine
 FADE_S = 0.01  # ramp at every chord change (no clicks)

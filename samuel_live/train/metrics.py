@@ -31,12 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from samuel_live.codec.harmonic import SILENCE, HarmonicCodec
+from samuel_live.codec.pitch import FIRST_MIDI, MAJOR, MINOR, chroma, key_of  # noqa: F401 (re-exported)
 
-FIRST_MIDI = 36
 CONSONANT = np.array([1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0], dtype=bool)  # intervals 0..11
 # Krumhansl-Kessler key profiles (C major / C minor).
-MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 SOUNDING_DB = -50.0  # a frame sounds when its loudest band is within this of the clip peak
 
 
@@ -63,14 +61,6 @@ def bands(audio: np.ndarray) -> np.ndarray:
         _codec = HarmonicCodec()
     z = _codec.encode(audio.astype(np.float32)).numpy()
     return np.exp(np.maximum(z, SILENCE)) - np.exp(SILENCE)
-
-
-def chroma(energy: np.ndarray) -> np.ndarray:
-    """(12, frames) pitch-class energy; band i has pitch class (36 + i) % 12."""
-    out = np.zeros((12, energy.shape[1]))
-    for pc in range(12):
-        out[(FIRST_MIDI + pc) % 12] = energy[pc::12].sum(axis=0)
-    return out
 
 
 def sounding(energy: np.ndarray) -> np.ndarray:
@@ -116,16 +106,6 @@ def consonance(vocal: np.ndarray, accomp: np.ndarray, share: float = 0.75) -> fl
     cons = (ca * CONSONANT[intervals]).sum(axis=0) / (ca.sum(axis=0) + 1e-12)
     ok = (cons >= share) & sounding(accomp)
     return float(ok[mask].mean())
-
-
-def key_of(energy: np.ndarray) -> int:
-    """Krumhansl-Kessler key index: 0..11 major (tonic pc), 12..23 minor."""
-    profile = chroma(energy).sum(axis=1)
-    if profile.sum() <= 0:
-        return -1
-    scores = [np.corrcoef(profile, np.roll(MAJOR, k))[0, 1] for k in range(12)]
-    scores += [np.corrcoef(profile, np.roll(MINOR, k))[0, 1] for k in range(12)]
-    return int(np.argmax(scores))
 
 
 def mirex_key_score(a: int, b: int) -> float:

@@ -1,0 +1,70 @@
+"""Key lock: pitch-class helpers, the x0 channel lock inside the sampler's model function, and
+the lock through the whole generation path."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from samuel_live.codec.harmonic import SILENCE
+from samuel_live.codec.pitch import (
+    key_name,
+    key_of,
+    outside_scale,
+    parse_key,
+    scale_pitch_classes,
+)
+from samuel_live.diffusion.lock import locked_model_fn
+from samuel_live.diffusion.schedule import Schedule
+from samuel_live.errors import InvalidArgumentError
+
+
+def test_keys_parse_name_and_scale():
+    assert [parse_key(k) for k in ("C major", "f# minor", "Bb", "Am", "Eb min", "G maj")] == \
+        [0, 18, 10, 21, 15, 7]
+    assert key_name(21) == "A minor" and key_name(parse_key(key_name(18))) == "F# minor"
+    assert scale_pitch_classes(0) == {0, 2, 4, 5, 7, 9, 11}
+    assert scale_pitch_classes(21) == {9, 11, 0, 2, 4, 5, 7, 8}  # natural minor + G#
+    for bad in ("H major", "C dorian", "", "C# # minor"):
+        with pytest.raises(InvalidArgumentError, match="tonic"):
+            parse_key(bad)
+    mask = outside_scale(0, 64)
+    assert not mask[0] and mask[1] and not mask[2]  # band 0 is C2, band 1 C#2
+
+
+def test_key_of_energy_finds_the_scale():
+    energy = np.zeros((64, 8))
+    for pc in (7, 9, 11, 0, 2, 4, 6):  # G major scale, tonic weighted
+        energy[12 + pc] = 1.0
+    energy[12 + 7] = 3.0
+    assert key_of(energy) == 7
+    assert key_of(np.zeros((64, 4))) == -1
+
+
+def test_lock_lowers_only_the_cut_channels_of_x0_and_never_below_silence():
+    sched = Schedule()
+    c, frames = 6, 5
+    mean, std = torch.linspace(-6, -4, c), torch.linspace(1, 2, c)
+    target = torch.tensor([-1.0, -2.0, SILENCE + 0.5, -3.0, SILENCE - 1.0, -1.5])
+    target = target.view(1, -1, 1).expand(2, c, frames)
+    target_n = (target - mean.view(1, -1, 1)) / std.view(1, -1, 1)
+    x = torch.randn(2, c, frames, dtype=torch.float64)
+    t = torch.tensor([700, 20])
+
+    def model_fn(x_t, t_):  # a "model" whose clean estimate is exactly ``target``
+        eps = (x_t - sched.q_sample(target_n.double(), t_, torch.zeros_like(x_t))) / \
+            (1 - sched.abar(t_)).sqrt().view(-1, 1, 1)
+        return sched.v_target(target_n.double(), eps, t_)
+
+    cut = torch.tensor([0.0, 2.0, 2.0, 0.0, 2.0, 0.0])
+    v = locked_model_fn(model_fn, sched, cut, mean, std, SILENCE)(x, t)
+    z = sched.x0_from_v(x, v, t) * std.view(1, -1, 1) + mean.view(1, -1, 1)
+    want = torch.tensor([-1.0, -4.0, SILENCE, -3.0, SILENCE - 1.0, -1.5]).view(1, -1, 1)
+    torch.testing.assert_close(z, want.expand_as(z).double(), atol=1e-6, rtol=0)
+    # the matching noise estimate keeps x_t = sqrt(a) x0 + sqrt(1 - a) eps
+    eps = sched.eps_from_v(x, v, t)
+    torch.testing.assert_close(sched.q_sample(sched.x0_from_v(x, v, t), t, eps), x)
+    assert math.isfinite(float(v.abs().max()))
