@@ -105,27 +105,33 @@ def _encode_one(encode: Encode, source: Source, codec: Codec | None,
 
 
 class EncodeWorker:
-    """One Ray actor: the sources to encode and a loaded codec."""
+    """One Ray actor: a loaded codec, and the sources once its first task brings them."""
 
-    def __init__(self, todo: list[Source], config: PrepareConfig, encode: Encode,
+    def __init__(self, config: PrepareConfig, encode: Encode,
                  load_codec: Callable[[], Codec] | None) -> None:
         torch.set_num_threads(1)  # as a forked process, and as Ray's 1-CPU workers
-        self.todo, self.config, self.encode = todo, config, encode
+        self.config, self.encode = config, encode
         self.codec = load_codec() if load_codec else None
+        self.todo: list[Source] | None = None
 
-    def encode_at(self, i: int) -> tuple[Any, ...] | Exception:
+    def encode_at(self, todo: list[Any], i: int) -> tuple[Any, ...] | Exception:
+        """Source ``i`` of ``todo[0]``, the sources' ref: nested, so that Ray hands it over
+        unresolved and it is fetched once per actor, not with every task. (A ref given to the
+        constructor instead could be gone when Ray restarts the actor: ray#53727.)"""
+        if self.todo is None:
+            import ray
+
+            self.todo = ray.get(todo[0])
         return _encode_one(self.encode, self.todo[i], self.codec, self.config)
 
 
 def _on_ray(todo: list[Source], config: PrepareConfig, encode: Encode,
             load_codec: Callable[[], Codec] | None, address: str) -> Encoded:
-    """Actors encode the sources one at a time each; results are put back in source order.
-    A source whose worker died ``RETRIES`` + 1 times comes back as an exception (skipped)."""
-    from samuel_live.render.cluster import connect, spread
-    from samuel_live.train.prepare import Windows
+    """Connects and starts the actors now (a bad address is said before any work), one per
+    CPU, or per GPU with ``--device cuda``; they encode as ``_gather`` hands sources out."""
+    from samuel_live.render.cluster import connect
 
     ray, owns = connect(address)
-    actors: list[Any] = []
     try:
         cpus, gpus = (int(ray.cluster_resources().get(k, 0)) for k in ("CPU", "GPU"))
         if config.device.startswith("cuda"):
@@ -137,12 +143,27 @@ def _on_ray(todo: list[Source], config: PrepareConfig, encode: Encode,
             per, n = {"num_cpus": 1}, max(1, cpus)
         worker = ray.remote(EncodeWorker).options(
             max_restarts=RETRIES, max_task_retries=RETRIES, **per)
-        job = ray.put(todo), config, encode, load_codec
-        actors = [worker.remote(*job) for _ in range(min(n, len(todo)))]
+        refs = [ray.put(todo)]
+        actors = [worker.remote(config, encode, load_codec) for _ in range(min(n, len(todo)))]
+    except BaseException:
+        if owns:
+            ray.shutdown()
+        raise
+    return _gather(ray, owns, actors, refs, todo)
+
+
+def _gather(ray: Any, owns: bool, actors: list[Any], refs: list[Any],
+            todo: list[Source]) -> Encoded:
+    """Sources handed out one at a time per actor, results put back in source order. A source
+    whose worker died more than ``RETRIES`` times comes back as an exception (skipped)."""
+    from samuel_live.render.cluster import spread
+    from samuel_live.train.prepare import Windows
+
+    try:
         done: dict[int, Windows | Exception] = {}
         nxt = 0
         for i, out, error in spread(ray, actors, len(todo),
-                                    lambda actor, i: actor.encode_at.remote(i), RETRIES):
+                                    lambda actor, i: actor.encode_at.remote(refs, i), RETRIES):
             if error is not None:
                 done[i] = SamuelError(error + "; rerun prepare to try it again")
             else:
