@@ -247,3 +247,22 @@ def test_refusals_quote_hostile_input_briefly(bad: object) -> None:
     with pytest.raises(SamuelError) as err:
         chain_from_json(json.dumps(bad))
     assert len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 11025])
+def test_fast_loudness_equals_pyloudnorm(rate: int) -> None:
+    """Breaks: a K-weighting stage dropped or reordered, a block bound off by a hop, a gate
+    with the wrong sign or threshold, the tail past the last whole hop ignored.
+    The signal swells from silence (the absolute gate acts) with a loud burst (the relative
+    gate acts) and is not a whole number of hops long; 11025 Hz has a fractional hop."""
+    from samuel_live.post.loudness import integrated_loudness
+
+    rng = np.random.default_rng(rate)
+    n = int(7.36 * rate) + 17
+    ramp = np.linspace(0.0, 1.0, n) ** 4
+    x = rng.standard_normal((2, n)) * ramp * np.array([[0.05], [0.02]])
+    x[:, n // 3 : n // 3 + rate] *= 30.0
+    x[1, -rate // 7 :] += 0.5  # a loud tail shorter than one hop: only the last blocks see it
+    want = pyloudnorm.Meter(rate).integrated_loudness(x.T)
+    assert integrated_loudness(x, rate) == pytest.approx(want, abs=1e-9)
+    assert integrated_loudness(np.zeros((2, rate)), rate) == -np.inf

@@ -2,8 +2,9 @@
 
 Effects are plain dicts, checked by ``samuel_live.post.spec`` and turned here into one
 ``pedalboard.Pedalboard``. ``PostChain.process`` runs that board, normalises integrated
-loudness (BS.1770, pyloudnorm) to the configured target under a -1 dBTP ceiling, and can mix the
-dry vocal in for previews. Output length always equals input length.
+loudness (BS.1770, measured as pyloudnorm does: post/loudness.py) to the configured target
+under a -1 dBTP ceiling, and can mix the dry vocal in for previews. Output length always
+equals input length.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from typing import Any
 
 import numpy as np
 import pedalboard
-import pyloudnorm
 from scipy.ndimage import convolve1d, minimum_filter1d, uniform_filter1d
 from scipy.signal import firwin
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.config import PostSection
 from samuel_live.errors import SamuelError
+from samuel_live.post.loudness import integrated_loudness
 from samuel_live.post.plugins import load_vst3, plugin_roots
 from samuel_live.post.spec import (
     BUILTIN_EFFECTS,
@@ -96,22 +97,21 @@ def _limit(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
     return out, True
 
 
-def _loudness(meter: pyloudnorm.Meter, x: np.ndarray, sample_rate: int) -> float:
+def _loudness(x: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS; -inf for silence. Short input is tiled to one gating block."""
     if x.shape[1] == 0:
         return -math.inf
     need = int(_MIN_LOUDNESS_S * sample_rate) + 1
     if x.shape[1] < need:
         x = np.tile(x, (1, -(-need // x.shape[1])))
-    return float(meter.integrated_loudness(x.T.astype(np.float64)))
+    return integrated_loudness(x, sample_rate)
 
 
 def _normalise(x: np.ndarray, target: float | None, sample_rate: int) -> np.ndarray:
     """Gain to ``target`` LUFS under the ceiling; re-aims up to twice when the ceiling bites."""
     if target is None:
         return _limit(x, sample_rate)[0]
-    meter = pyloudnorm.Meter(sample_rate)
-    measured = _loudness(meter, x, sample_rate)
+    measured = _loudness(x, sample_rate)
     if not math.isfinite(measured):
         return _limit(x, sample_rate)[0]
     gain_db = min(target - measured, MAX_GAIN_DB)
@@ -120,7 +120,7 @@ def _normalise(x: np.ndarray, target: float | None, sample_rate: int) -> np.ndar
         out, limited = _limit(x * 10.0 ** (gain_db / 20.0), sample_rate)
         if not limited:
             break
-        shortfall = target - _loudness(meter, out, sample_rate)
+        shortfall = target - _loudness(out, sample_rate)
         if shortfall < 0.1 or gain_db + shortfall > MAX_GAIN_DB:
             break
         gain_db += shortfall
