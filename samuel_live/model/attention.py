@@ -16,6 +16,9 @@ from torch import Tensor, nn
 from samuel_live.errors import ModelError
 
 LOCAL_WINDOW = 16
+GLOBAL_WEIGHTS = ("sqrt_abar", "one_minus_sqrt_abar")
+"""How soft alignment weights its global path: eq. 3's sqrt(abar_t) (global grows as the noise
+falls), or 1 - sqrt(abar_t) (global leads at high noise, as the paper's prose says)."""
 
 
 def _cached(fn):
@@ -148,17 +151,24 @@ class SoftAlignmentAttention(nn.Module):
         window: int = LOCAL_WINDOW,
         rope_base: float = 10000.0,
         qkv_kernel: int = 3,
+        global_weight: str = "sqrt_abar",
     ) -> None:
         super().__init__()
         self.heads, self.inner, self.window, self.rope_base = heads, inner, window, rope_base
+        self.global_weight = global_weight
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Conv1d(channels, 3 * inner, qkv_kernel, padding=qkv_kernel // 2)
         self.out = nn.Conv1d(inner, channels, 1)
 
     @staticmethod
-    def mix_weights(sqrt_abar: Tensor) -> tuple[Tensor, Tensor]:
-        """(w_global, w_local) = (sqrt(abar_t), 1 - sqrt(abar_t)), paper eq. 3."""
-        return sqrt_abar, 1 - sqrt_abar
+    def mix_weights(sqrt_abar: Tensor, global_weight: str = "sqrt_abar") -> tuple[Tensor, Tensor]:
+        """(w_global, w_local): (sqrt(abar_t), 1 - sqrt(abar_t)) as in the paper's eq. 3, or
+        swapped (``"one_minus_sqrt_abar"``) as its prose reads: global structure weighted most
+        at high noise. The two always sum to 1."""
+        if global_weight not in GLOBAL_WEIGHTS:
+            raise ModelError(f"global_weight {global_weight!r} must be one of {GLOBAL_WEIGHTS}")
+        w = sqrt_abar if global_weight == "sqrt_abar" else 1 - sqrt_abar
+        return w, 1 - w
 
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         q, k, v = _split_chunks(self.qkv(self.norm(x)), 3, self.heads)
@@ -175,7 +185,8 @@ class SoftAlignmentAttention(nn.Module):
     def forward(self, x: Tensor, sqrt_abar: Tensor) -> Tensor:
         """``sqrt_abar`` is [B]: sqrt(abar_t) of each example's diffusion step."""
         q, k, v = self._qkv(x)
-        w_global, w_local = self.mix_weights(sqrt_abar.to(x.dtype).view(-1, 1, 1, 1))
+        w_global, w_local = self.mix_weights(sqrt_abar.to(x.dtype).view(-1, 1, 1, 1),
+                                             self.global_weight)
         mixed = w_global * global_attention(q, k, v, self.rope_base)
         mixed = mixed + w_local * local_attention(q, k, v, self.window)
         return x + self.out(_merge_heads(mixed))

@@ -19,7 +19,12 @@ from torch import Tensor, nn
 
 from samuel_live.diffusion.schedule import cosine_alphas_cumprod
 from samuel_live.errors import ModelError
-from samuel_live.model.attention import SoftAlignmentAttention, VocalCrossAttention, group_norm
+from samuel_live.model.attention import (
+    GLOBAL_WEIGHTS,
+    SoftAlignmentAttention,
+    VocalCrossAttention,
+    group_norm,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class UNetConfig:
     cond_dim: int = 128
     qkv_kernel: int = 3
     mid_post_blocks: int = 1
+    global_weight: str = "sqrt_abar"  # soft alignment's global path weight (GLOBAL_WEIGHTS)
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -141,6 +147,10 @@ def _check_fields(cfg: UNetConfig) -> None:
             raise ModelError(
                 f"model config {name}={value!r:.40} must be a number in {lo:g}..{hi:g}"
             )
+    if cfg.global_weight not in GLOBAL_WEIGHTS:
+        raise ModelError(
+            f"model config global_weight={cfg.global_weight!r:.40} must be one of {GLOBAL_WEIGHTS}"
+        )
     for name, even in (("time_dim", True), ("qkv_kernel", False)):
         if (getattr(cfg, name) % 2 == 0) != even:
             raise ModelError(f"model config {name} must be {'even' if even else 'odd'}")
@@ -246,6 +256,7 @@ class Stage(nn.Module):
                 window=cfg.local_window,
                 rope_base=cfg.rope_base,
                 qkv_kernel=cfg.qkv_kernel,
+                global_weight=cfg.global_weight,
             )
             if level in cfg.attn_levels
             else None
@@ -343,7 +354,8 @@ class SamuelUNet(nn.Module):
 
     def mix_weights(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """(w_global, w_local) the soft alignment attention uses at steps ``t``."""
-        return SoftAlignmentAttention.mix_weights(self.alphas_cumprod[t.long()].sqrt())
+        return SoftAlignmentAttention.mix_weights(self.alphas_cumprod[t.long()].sqrt(),
+                                                  self.config.global_weight)
 
     def _check(self, x: Tensor, t: Tensor, cond: Tensor, cond_keep: Tensor | None) -> None:
         cfg = self.config
