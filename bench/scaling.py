@@ -1,13 +1,16 @@
 """Scaling on this machine: training samples/s with 1 and 2 DDP processes, render stems/minute
-locally and on a local Ray cluster.
+and ``prepare`` sources/minute locally and on a local Ray cluster.
 
-    python bench/scaling.py [--train-steps 6] [--takes 4] [--seconds 6] [--steps 8]
+    python bench/scaling.py [--train-steps 6] [--takes 4] [--seconds 6] [--steps 8] [--songs 8]
 
 Training: the starter architecture on random latents, the global batch (16) split over the
 processes, each started as torchrun would (env contract, gloo) with one torch thread; one
 process with all threads is shown too. Rendering: the starter model (random weights of its
 architecture if none is installed), ``--takes`` synthetic takes x 2 variations; local is one
-process with torch's default threads, Ray is one 1-thread actor per CPU.
+process with torch's default threads, Ray is one 1-thread actor per CPU. Prepare: ``--songs``
+synthetic stem folders of 50 s encoded with the harmonic codec, the whole ``prepare`` call
+timed (process or actor start included; the Ray cluster itself is started beforehand, as
+``ray start`` would be).
 """
 
 from __future__ import annotations
@@ -115,18 +118,46 @@ def render_rate(ray_pool: bool, takes: int, seconds: float, steps: int, root: Pa
     return len(jobs) / dt * 60
 
 
+def prepare_rate(processes: int, ray: bool, songs: int, root: Path) -> float:
+    """Sources per minute of ``prepare`` over ``songs`` stem folders (1 window each)."""
+    from samuel_live.audio.io import write_audio_atomic
+    from samuel_live.train.prepare import PrepareConfig, prepare
+
+    folder = root / "songs"
+    if not folder.exists():
+        t = np.arange(50 * SAMPLE_RATE) / SAMPLE_RATE
+        for i in range(songs):
+            (folder / f"s{i}").mkdir(parents=True)
+            for name, hz in (("vocals", 440.0 + 20 * i), ("accompaniment", 110.0 + 5 * i)):
+                mono = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+                write_audio_atomic(folder / f"s{i}" / f"{name}.wav", np.stack([mono, mono]),
+                                   bit_depth=16)
+    out = root / f"shards-{processes}-{ray}"
+    config = PrepareConfig(codec="harmonic", processes=processes, ray="auto" if ray else None)
+    t0 = time.perf_counter()
+    manifest = prepare(folder, out, config)
+    dt = time.perf_counter() - t0
+    assert len(manifest["sources"]) == songs, manifest["skipped"]
+    return songs / dt * 60
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--train-steps", type=int, default=6)
     ap.add_argument("--takes", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--steps", type=int, default=8, help="sampler steps per stem")
+    ap.add_argument("--songs", type=int, default=8, help="prepare: 50 s stem folders")
     ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--only-prepare", action="store_true")
     args = ap.parse_args()
     cores = os.cpu_count()
     print(f"{cores} CPU cores, torch {torch.__version__}, no GPU used", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        _prepare_rows(args, root)
+        if args.only_prepare:
+            return
         print("training (starter architecture, global batch 16, 256 frames):")
         for size, threads in ((1, 1), (2, 1), (1, cores or 1)):
             rate = train_rate(size, threads, args.train_steps, root)
@@ -143,6 +174,23 @@ def main() -> None:
         if not args.skip_ray:
             rate = render_rate(True, args.takes, args.seconds, args.steps, root)
             print(f"  Ray (local cluster, 1-thread actor per CPU): {rate:6.1f} stems/min")
+
+
+def _prepare_rows(args: argparse.Namespace, root: Path) -> None:
+    print(f"prepare ({args.songs} stem folders of 50 s, harmonic codec):")
+    for processes in (1, 2):
+        rate = prepare_rate(processes, False, args.songs, root)
+        print(f"  local ({processes} process(es)): {rate:6.1f} sources/min", flush=True)
+    if not args.skip_ray:
+        import ray
+
+        ray.init(include_dashboard=False, logging_level="WARNING")
+        try:
+            rate = prepare_rate(1, True, args.songs, root)
+        finally:
+            ray.shutdown()
+        print(f"  Ray (local cluster, 1-thread actor per CPU): {rate:6.1f} sources/min",
+              flush=True)
 
 
 if __name__ == "__main__":
