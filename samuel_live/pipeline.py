@@ -20,10 +20,13 @@ import torch
 from samuel_live import LATENT_FRAMES, SAMPLE_RATE
 from samuel_live.codec import load_codec
 from samuel_live.codec.base import Codec
+from samuel_live.codec.harmonic import FLOOR, SILENCE
+from samuel_live.codec.pitch import lock_key, scale_cut
 from samuel_live.device import pick_device, pick_dtype
 from samuel_live.diffusion.guidance import guided_model_fn
+from samuel_live.diffusion.lock import locked_model_fn
 from samuel_live.diffusion.samplers import Inpaint, sample
-from samuel_live.errors import AudioInputError, ModelError
+from samuel_live.errors import AudioInputError, InvalidArgumentError, ModelError
 from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, file_hash, load_checkpoint
 from samuel_live.model.schedule import model_schedule
 from samuel_live.model.unet import SamuelUNet, UNetConfig
@@ -163,6 +166,28 @@ class Accompanist:
             raise AudioInputError("vocal contains NaN or infinite samples")
         return self.stats.norm_vocal(self.codec.encode(vocal.astype(np.float32)))
 
+    def _key_cut(self, cond: torch.Tensor, settings: GenerateSettings) -> torch.Tensor | None:
+        """The key lock's per-channel cut for a take's normalised vocal latent, or None.
+
+        Only the ``harmonic`` codec has semitone bands to lock; with another codec "auto" means
+        off and a named key is refused."""
+        if settings.key == "off":
+            return None
+        if self.codec.name != "harmonic":
+            if settings.key == "auto":
+                return None
+            raise InvalidArgumentError(
+                f"key {settings.key!r} needs the harmonic codec's semitone bands; this model "
+                f"uses {self.codec.name!r}: send key 'off' (or 'auto')")
+        st = self.stats
+        raw = cond.float() * torch.tensor(st.vocal_std).view(-1, 1) + \
+            torch.tensor(st.vocal_mean).view(-1, 1)
+        energy = np.maximum(np.exp(raw.numpy().astype(np.float64)) - FLOOR, 0.0)
+        key = lock_key(settings.key, energy)
+        if key is None:
+            return None
+        return torch.from_numpy(scale_cut(key, cond.shape[0])).float()
+
     @torch.inference_mode()
     def accompany(
         self,
@@ -187,6 +212,7 @@ class Accompanist:
     ) -> torch.Tensor:
         """The accompaniment's codec latent (channels, ceil(n / hop)), de-normalised."""
         cond = self.encode_vocal(vocal)
+        cut = self._key_cut(cond, settings)
         frames = cond.shape[-1]
         wins = plan_windows(frames, overlap=overlap)
         total = len(wins) * settings.steps
@@ -196,7 +222,7 @@ class Accompanist:
         for k, win in enumerate(wins):
             z[:, :, win.start : win.end] = self._sample_window(
                 cond[:, win.start : win.end], z[:, :, win.start : win.end], win.held, settings,
-                gen, _offset(progress, k * settings.steps, total),
+                gen, _offset(progress, k * settings.steps, total), cut=cut,
             )
         return self.stats.denorm_accomp(z[0, :, :frames])
 
@@ -231,11 +257,13 @@ class Accompanist:
         take[:, : min(loop_samples, vocal.shape[1])] = vocal[:, :loop_samples]
         period = max(4, round(loop_samples / hop))
         cond = _pad_frames(self.encode_vocal(take), period)
+        cut = self._key_cut(cond, settings)
         gen = torch.Generator().manual_seed(settings.seed)
         size = _round8(period)
         total = 2 * settings.steps
         z = self._sample_window(_circular(cond, size), torch.zeros(1, cond.shape[0], size), 0,
-                                settings, gen, _offset(progress, 0, total))[:, :, :period]
+                                settings, gen, _offset(progress, 0, total),
+                                cut=cut)[:, :, :period]
         shift = period // 2
         rolled, rcond = torch.roll(z, shift, -1), torch.roll(cond, shift, -1)
         band = min(seam_frames, period // 4)
@@ -243,7 +271,7 @@ class Accompanist:
         mask[..., shift - band : shift + band] = 0
         z2 = self._sample_window(_circular(rcond, size), _circular(rolled[0], size)[None], 0,
                                  settings, gen, _offset(progress, settings.steps, total),
-                                 mask=mask)[:, :, :period]
+                                 mask=mask, cut=cut)[:, :, :period]
         z = torch.roll(z2, -shift, -1)[0]
         return self._decode_loop(z, loop_samples, int(fold_ms * SAMPLE_RATE / 1000))
 
@@ -279,12 +307,18 @@ class Accompanist:
         gen: torch.Generator,
         progress: Progress | None,
         mask: torch.Tensor | None = None,
+        cut: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample one window; frames where ``mask`` is 1 (default: the first ``held``) stay
-        equal to ``known``."""
+        equal to ``known``; channels are lowered by ``cut`` in every step's estimate."""
         dev = self.device
         noise = torch.randn(known.shape, generator=gen).to(dev)
         model_fn = guided_model_fn(self.net, cond[None].to(dev), settings.cfg)
+        if cut is not None:
+            st = self.stats
+            model_fn = locked_model_fn(model_fn, self.schedule, cut.to(dev),
+                                       torch.tensor(st.accomp_mean, device=dev),
+                                       torch.tensor(st.accomp_std, device=dev), SILENCE)
         if mask is None and held:
             mask = torch.zeros(1, 1, known.shape[-1])
             mask[..., :held] = 1

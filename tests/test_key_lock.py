@@ -68,3 +68,43 @@ def test_lock_lowers_only_the_cut_channels_of_x0_and_never_below_silence():
     eps = sched.eps_from_v(x, v, t)
     torch.testing.assert_close(sched.q_sample(sched.x0_from_v(x, v, t), t, eps), x)
     assert math.isfinite(float(v.abs().max()))
+
+
+def _sung(midi_notes: list[int], seconds: float = 3.0) -> np.ndarray:
+    """A vocal stepping through ``midi_notes``, 0.5 s each, looped, as (2, n) float32."""
+    sr = 44100
+    t = np.arange(int(seconds * sr)) / sr
+    notes = np.array(midi_notes)[(t // 0.5).astype(int) % len(midi_notes)]
+    phase = 2 * np.pi * np.cumsum(440 * 2 ** ((notes - 69) / 12)) / sr
+    y = (0.3 * np.sin(phase)).astype(np.float32)
+    return np.stack([y, y])
+
+
+def _outside_share(latent: torch.Tensor, key: int) -> float:
+    energy = np.exp(latent.numpy().astype(np.float64))
+    return float(energy[outside_scale(key, 64)].sum() / energy.sum())
+
+
+def test_generation_locks_to_the_key_named_or_heard():
+    """Breaks: the cut not reaching the sampler (checked), or applied to the wrong bands."""
+    from samuel_live.model.checkpoint import LatentStats
+    from samuel_live.model.unet import UNetConfig
+    from samuel_live.pipeline import Accompanist
+    from samuel_live.settings import GenerateSettings
+
+    small = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32,
+                       cond_dim=16, attn_levels=(1,), cross_attn_levels=(0, 1))
+    rand = Accompanist.random(small, seed=3)
+    # normalisations far from identity, as a trained model's are
+    stats = LatentStats((-6.0,) * 64, (3.0,) * 64, (-6.0,) * 64, (2.0,) * 64)
+    acc = Accompanist(rand.model, rand.codec, stats, rand.device, rand.meta)
+    g_major = _sung([67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67, 74])
+    runs = {key: acc.accompany_latent(g_major, GenerateSettings(steps=4, cfg=3.0, seed=1,
+                                                                 key=key))
+            for key in ("off", "G major", "auto", "C# major")}
+    free = _outside_share(runs["off"], 7)
+    assert _outside_share(runs["G major"], 7) < 0.5 * free
+    torch.testing.assert_close(runs["auto"], runs["G major"])  # G major is what it hears
+    assert _outside_share(runs["C# major"], 1) < 0.5 * _outside_share(runs["off"], 1)
+    with pytest.raises(InvalidArgumentError, match="tonic"):
+        GenerateSettings(key="H minor")

@@ -66,3 +66,27 @@ def outside_scale(key: int, bands: int) -> np.ndarray:
     """Boolean (bands,) mask of the semitone bands whose pitch class is not in the scale."""
     pcs = scale_pitch_classes(key)
     return np.array([(FIRST_MIDI + b) % 12 not in pcs for b in range(bands)])
+
+
+LOCK_DB = 24.0
+"""How far the key lock lowers out-of-scale semitone bands in every sampler step's clean
+estimate: enough to take wrong notes out of the harmony, little enough that a passing tone the
+model insists on can still be heard faintly."""
+
+
+def lock_key(setting: str, vocal_energy: np.ndarray) -> int | None:
+    """The key index a key setting locks to: None for "off", or for "auto" with a vocal too
+    flat or silent to have a key; the Krumhansl key of the vocal for "auto"; else the key
+    named (``parse_key``)."""
+    if setting == "off":
+        return None
+    if setting == "auto":
+        key = key_of(vocal_energy)
+        return key if key >= 0 else None
+    return parse_key(setting)
+
+
+def scale_cut(key: int, bands: int, db: float = LOCK_DB) -> np.ndarray:
+    """(bands,) amounts in natural-log magnitude: ``db`` on bands outside the key's scale, 0 on
+    the rest (the ``harmonic`` codec's latent is log magnitude)."""
+    return outside_scale(key, bands) * (db * np.log(10.0) / 20.0)
