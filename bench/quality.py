@@ -11,6 +11,8 @@ on the built-in tones (what ``--instrument tones`` ships), the model uncondition
 the model given another clip's vocal (mismatched), the naive audio-only harmonizer
 (samuel_live/train/baselines.py), pink noise, silence, and the real accompaniment. Metrics:
 samuel_live/train/metrics.py. Prints Markdown tables; ``--json`` keeps every clip's scores.
+``--raw-decode`` adds the same sampled latent decoded raw (every band: ``clean=None``)
+next to the codec's default clean decode, to compare the decoders on the same clips.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from quality_sets import SETS, EvalSet, find_pairs, table  # bench/ is on sys.pa
 
 from samuel_live import SAMPLE_RATE
 from samuel_live.audio.io import read_audio
+from samuel_live.codec.harmonic import HarmonicCodec
 from samuel_live.pipeline import Accompanist
 from samuel_live.render.instrument import Instrument, render_notes
 from samuel_live.render.notes import notes_from_latent
@@ -37,6 +40,7 @@ from samuel_live.train.baselines import harmonize
 from samuel_live.train.metrics import Scores, score
 
 TONES = Instrument(None, 0)
+RAW = HarmonicCodec(clean=None)
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -63,26 +67,32 @@ def load_clips(folder: Path, limit: int, seconds: float) -> list[tuple[str, np.n
     return clips
 
 
-def generate_both(acc: Accompanist, vocal: np.ndarray,
-                  settings: GenerateSettings) -> tuple[np.ndarray, np.ndarray]:
-    """One sampled result, as (latent decode, its notes on the built-in tones), post off.
+def generate_both(acc: Accompanist, vocal: np.ndarray, settings: GenerateSettings,
+                  raw: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One sampled result, as (latent decode, its notes on the built-in tones, raw decode or
+    None), post off.
 
-    The same two audios ``render_take`` returns for ``TakeSpec(post=None)`` and
-    ``TakeSpec(post=None, instrument=Instrument(None, 0))``, from one sampling run."""
+    The first two are the audios ``render_take`` returns for ``TakeSpec(post=None)`` and
+    ``TakeSpec(post=None, instrument=Instrument(None, 0))``, from one sampling run; the third,
+    with ``raw`` and the harmonic codec, is the same latent decoded with every band."""
     n = vocal.shape[1]
     latent = acc.accompany_latent(vocal, settings)
     audio = acc.decode(latent, n)
-    bands = latent.numpy() if acc.info().get("codec") == "harmonic" else harmonic_bands(audio)
+    harmonic = acc.info().get("codec") == "harmonic"
+    bands = latent.numpy() if harmonic else harmonic_bands(audio)
     notes = notes_from_latent(bands, duration_s=n / SAMPLE_RATE)
-    return audio, render_notes(notes, TONES, n, SAMPLE_RATE)
+    every = RAW.decode(latent)[:, :n] if raw and harmonic else None
+    return audio, render_notes(notes, TONES, n, SAMPLE_RATE), every
 
 
 def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: int,
-             controls: int) -> dict[str, list[Scores]]:
+             controls: int, raw: bool = False) -> dict[str, list[Scores]]:
     """Every system's scores on every clip; the unconditional and mismatched model (two more
-    sampling runs each) on the first ``controls`` clips only."""
+    sampling runs each) on the first ``controls`` clips only; with ``raw``, the model's latent
+    decoded raw as well."""
     cfg = settings.cfg
     labels = {"model": f"model (cfg {cfg:g}, latent decode)",
+              "raw": f"model (cfg {cfg:g}, raw latent decode, every band)",
               "tones": f"model (cfg {cfg:g}), notes on built-in tones",
               "uncond": "model unconditional (cfg 0)",
               "mismatch": f"model, mismatched vocal (cfg {cfg:g})",
@@ -93,11 +103,11 @@ def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: in
     t0 = time.monotonic()
     for i, (name, vocal, real) in enumerate(clips):
         s = GenerateSettings(settings.sampler, settings.steps, cfg, seed + i)
-        latent_out, tones_out = generate_both(acc, vocal, s)
+        latent_out, tones_out, raw_out = generate_both(acc, vocal, s, raw)
         other = clips[(i + 1) % len(clips)][1]
         other = np.resize(other, vocal.shape) if other.shape != vocal.shape else other
         outs = {
-            "model": latent_out, "tones": tones_out,
+            "model": latent_out, "raw": raw_out, "tones": tones_out,
             "uncond": acc.accompany(vocal, GenerateSettings(s.sampler, s.steps, 0.0, s.seed))
             if i < controls else None,
             "mismatch": acc.accompany(other, s) if i < controls else None,
@@ -123,7 +133,7 @@ def sweep(acc: Accompanist, clips: list, sampler: str, cfgs: list[float], steps:
             label = f"cfg {cfg:g}, {st} steps"
             latent_rows[label], tone_rows[label] = [], []
             for i, (_, vocal, real) in enumerate(clips):
-                a, b = generate_both(acc, vocal, GenerateSettings(sampler, st, cfg, seed + i))
+                a, b, _ = generate_both(acc, vocal, GenerateSettings(sampler, st, cfg, seed + i))
                 latent_rows[label].append(score(vocal, a, real))
                 tone_rows[label].append(score(vocal, b, real))
             print(f"  {label}: done ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -146,6 +156,8 @@ def main() -> None:
     ap.add_argument("--controls", type=int, default=0,
                     help="run the unconditional and mismatched model on the first N clips "
                          "of each set only (0 = all)")
+    ap.add_argument("--raw-decode", action="store_true",
+                    help="also score the sampled latent decoded raw (every band), harmonic codec")
     ap.add_argument("--sweep", action="store_true", help="guidance x steps on tuning sets only")
     ap.add_argument("--sweep-cfg", default="1,2,3,5,7,10")
     ap.add_argument("--sweep-steps", default="8,15,25,50")
@@ -192,7 +204,8 @@ def main() -> None:
                   + table(ton), flush=True)
             dump[es.name] = {"latent": _rows(lat), "tones": _rows(ton)}
         else:
-            res = evaluate(acc, clips, settings, args.seed, args.controls or len(clips))
+            res = evaluate(acc, clips, settings, args.seed, args.controls or len(clips),
+                           args.raw_decode)
             print(head + f"; {settings.sampler} {settings.steps} steps; "
                   f"{time.monotonic() - t0:.0f} s\n")
             print(table(res), flush=True)
