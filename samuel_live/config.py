@@ -81,6 +81,7 @@ class GenerateSection:
     sampler: str | None = None
     steps: int | None = None
     cfg: float | None = None
+    key: str | None = None  # "auto", "off" or a key such as "A minor"
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,7 @@ class Engine(LiveControls):
         autoplay: bool = False,
         instrument: str | None = None,
         soundfont: str | None = None,
+        key: str | None = None,
     ) -> Job:
         """Validate a request and queue it; raises SamuelError at once if it cannot run.
 
@@ -168,14 +169,15 @@ class Engine(LiveControls):
         post chain, another value a preset. ``loop_bars`` > 0 makes a seamless loop that many
         bars long; ``autoplay`` plays the result from the next bar line once it is done.
         ``instrument`` (a GM name or program; "none" = off) plays the notes on a SoundFont,
-        ``soundfont`` one inside ``render.soundfont_dirs``.
+        ``soundfont`` one inside ``render.soundfont_dirs``. ``key`` locks to a scale ("auto",
+        "off", "A minor").
         """
         if self._stopping.is_set():
             raise SamuelError("the engine is shutting down")
         if self.worker.backlog() >= MAX_QUEUED:
             raise SamuelError(f"{MAX_QUEUED} jobs are queued already; wait or cancel some")
         settings = resolve_settings(
-            SettingsRequest(sampler=sampler, steps=steps, cfg=cfg, seed=seed),
+            SettingsRequest(sampler=sampler, steps=steps, cfg=cfg, seed=seed, key=key),
             config=self.config.generate, checkpoint=self._model_defaults())
         chain = self._post_for(post)
         played = self._instrument_for(instrument, soundfont)

@@ -45,6 +45,8 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="model evaluations, 1-800 (default: the model's)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale, 0-20 "
                    "(default: the model's)")
+    p.add_argument("--key", help="lock the result to a scale: auto (the key heard in the "
+                   "vocal), off, or a key such as 'A minor' (default: auto)")
     p.add_argument("--post", default="default",
                    help=f"post-processing preset: {', '.join(_presets())} (clean = none; "
                         "default: default)")
@@ -68,7 +70,8 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
 
 def _request(args: argparse.Namespace, seed: int | None) -> SettingsRequest:
     """The sampling the user asked for, checked now (before any model is loaded)."""
-    request = SettingsRequest(sampler=args.sampler, steps=args.steps, cfg=args.cfg, seed=seed)
+    request = SettingsRequest(sampler=args.sampler, steps=args.steps, cfg=args.cfg, seed=seed,
+                              key=args.key)
     resolve_settings(request)  # raises for out-of-range values
     return request
 

@@ -16,7 +16,7 @@ from typing import Any
 from samuel_live.config import GenerateSection
 from samuel_live.settings import GenerateSettings
 
-_SAMPLING = ("sampler", "steps", "cfg")
+_SAMPLING = ("sampler", "steps", "cfg", "key")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class SettingsRequest:
     steps: int | None = None
     cfg: float | None = None
     seed: int | None = None
+    key: str | None = None
 
 
 def resolve_settings(
@@ -48,4 +49,4 @@ def resolve_settings(
                             built_in[name])
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     return GenerateSettings(sampler=str(chosen["sampler"]), steps=int(chosen["steps"]),
-                            cfg=float(chosen["cfg"]), seed=int(seed))
+                            cfg=float(chosen["cfg"]), seed=int(seed), key=str(chosen["key"]))

@@ -26,7 +26,7 @@ class Sidecar:
     start_s: float  # where in the source the take starts
     samples: int
     sample_rate: int
-    settings: dict[str, Any]  # GenerateSettings: sampler, steps, cfg, seed
+    settings: dict[str, Any]  # GenerateSettings: sampler, steps, cfg, seed, key
     post: list[dict[str, Any]] | None  # the chain as applied (None: no post)
     loop_bars: int  # 0 = not a loop
     musical_time: dict[str, Any] | None  # bpm, beats_per_bar, beat_unit, source

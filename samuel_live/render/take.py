@@ -236,4 +236,4 @@ def model_summary(info: dict[str, Any]) -> dict[str, Any]:
 
 def _settings_json(settings: GenerateSettings) -> dict[str, Any]:
     return {"sampler": settings.sampler, "steps": settings.steps, "cfg": settings.cfg,
-            "seed": settings.seed}
+            "seed": settings.seed, "key": settings.key}
