@@ -266,3 +266,26 @@ def test_fast_loudness_equals_pyloudnorm(rate: int) -> None:
     want = pyloudnorm.Meter(rate).integrated_loudness(x.T)
     assert integrated_loudness(x, rate) == pytest.approx(want, abs=1e-9)
     assert integrated_loudness(np.zeros((2, rate)), rate) == -np.inf
+
+
+def test_true_peak_envelope_skips_only_what_cannot_reach_the_ceiling() -> None:
+    """Breaks: a stretch's context too short (edge samples of a hot stretch wrong), the bound
+    too tight (a real inter-sample peak over the ceiling missed), stretches not oversampled at
+    all. Quiet noise with two loud bursts: the bursts' envelope must be exact, the rest may
+    hold the sample peak but stay under the ceiling, and the limiter must act the same."""
+    from samuel_live.post.chain import _limit, _true_peak_envelope
+
+    rng = np.random.default_rng(11)
+    x = 0.02 * rng.standard_normal((2, 5 * SR))
+    for at in (SR, 3 * SR + 123):
+        x[:, at : at + 700] = 0.99 * np.sign(np.sin(np.arange(700) * 2.9))  # inter-sample peaks
+    ceiling = 10.0 ** ((CEILING_DBTP - 0.001) / 20.0)
+    full, fast = _true_peak_envelope(x), _true_peak_envelope(x, ceiling)
+    hot = full > ceiling
+    assert hot.any() and (~hot).any() and not np.array_equal(full, fast)
+    np.testing.assert_array_equal(fast[hot], full[hot])
+    assert float(fast[~hot].max()) <= ceiling
+    sample_peak = _true_peak_envelope(x, np.inf)  # nothing oversampled: phase 0 alone
+    assert ((fast == full) | (fast == sample_peak)).all()  # each sample exact, or skipped
+    limited, acted = _limit(x, SR)
+    assert acted and float(_true_peak_envelope(limited).max()) <= ceiling + 1e-9
