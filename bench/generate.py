@@ -1,17 +1,27 @@
-"""Seconds per 47.55 s clip for each sampler and step count, plus U-Net forward GFLOPs.
+"""Seconds per 47.55 s clip end to end, the U-Net's sustained GFLOP/s, and that rate as a
+fraction of this machine's own bf16 matmul rate (measured in the same run).
 
-    python bench/generate.py                         # starter model (or random default width)
-    python bench/generate.py --random-default-width  # the paper's ~15.5M model, random weights
+    python bench/generate.py                          # shipped defaults + 10 + 8 steps, fp32/bf16
+    python bench/generate.py --steps 15 6 4 --precisions bfloat16 --repeats 5
+    python bench/generate.py --random-default-width   # the paper's ~15.5M model, random weights
     python bench/generate.py --device cuda --steps 25 800
 
-Prints one row per (sampler, steps): model time (sampling only) and end to end (encode +
-sample + decode + post) for one 47.55 s clip, and the real-time factor.
+Each row is one (sampler, steps, precision). The rows run interleaved, ``--repeats`` rounds, so
+load from other jobs on a shared box hits every row alike; medians are printed with the
+[min, max] of the rounds. End to end = accompany_latent (encode + sample) + decode + post
+chain; the encode, decode and post columns are timed separately on the same round. GFLOP/s is
+the U-Net's FLOPs (FlopCounterMode) over the sampling time (end to end less encode, decode and
+post); "of bf16 peak" divides it by the 2048 x 2048 bf16 matmul rate measured before and after
+the rows (median of both).
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import time
+from collections.abc import Callable
+from statistics import median
 
 import numpy as np
 import torch
@@ -19,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from samuel_live import LATENT_FRAMES, SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.config import PostSection
+from samuel_live.device import cpu_has_fast_bf16
 from samuel_live.model.unet import UNetConfig
 from samuel_live.pipeline import STARTER_MODEL, Accompanist
 from samuel_live.post.chain import build_chain
@@ -35,6 +46,27 @@ def forward_gflops(acc: Accompanist, batch: int) -> float:
     return fc.get_total_flops() / 1e9
 
 
+def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048,
+                  reps: int = 5) -> float:
+    """Median GFLOP/s of an n x n x n matmul in ``dtype`` (one warm-up)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    times = []
+    for i in range(reps + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / median(times) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def synthetic_vocal(seconds: float) -> np.ndarray:
     """A sung-like melody: a vibrato tone stepping through a major scale."""
     n = int(seconds * SAMPLE_RATE)
@@ -46,14 +78,41 @@ def synthetic_vocal(seconds: float) -> np.ndarray:
     return np.stack([y, y]).astype(np.float32)
 
 
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def one_clip(acc: Accompanist, vocal: np.ndarray, settings: GenerateSettings,
+             chain: object) -> dict[str, float]:
+    """Seconds of each stage for one clip: encode, latent (encode + sample), decode, post."""
+    encode, _ = _timed(lambda: acc.encode_vocal(vocal))
+    latent_s, latent = _timed(lambda: acc.accompany_latent(vocal, settings))
+    decode, audio = _timed(lambda: acc.decode(latent, vocal.shape[-1]))  # type: ignore[arg-type]
+    post, _ = _timed(lambda: chain.process(audio))  # type: ignore[attr-defined]
+    return {"encode": encode, "sample": max(latent_s - encode, 1e-9), "decode": decode,
+            "post": post, "total": latent_s + decode + post}
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint; default: the starter model")
     ap.add_argument("--random-default-width", action="store_true",
                     help="the paper-width model (UNetConfig defaults) with random weights")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--samplers", nargs="+", default=["dpmpp_2m", "ddim", "ddpm"])
-    ap.add_argument("--steps", nargs="+", type=int, default=[10, 25, 50])
+    ap.add_argument("--samplers", nargs="+", help="default: the checkpoint's sampler")
+    ap.add_argument("--steps", nargs="+", type=int,
+                    help="default: the checkpoint's steps, then 10 and 8")
+    ap.add_argument("--cfg", type=float, help="default: the checkpoint's cfg")
+    ap.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
+                    choices=["auto", "float32", "bfloat16"])
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
@@ -63,28 +122,48 @@ def main() -> None:
     else:
         acc = Accompanist.load(args.model, device=args.device)
     info = acc.info()
+    defaults = info.get("sampler_defaults") or {}
+    samplers = args.samplers or [defaults.get("sampler", "dpmpp_2m")]
+    steps_list = args.steps or list(dict.fromkeys([int(defaults.get("steps", 15)), 10, 8]))
+    cfg = args.cfg if args.cfg is not None else float(defaults.get("cfg", 3.0))
+    cpu = platform.processor() or platform.machine()
+    print(f"machine: {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"native bf16 CPU: {cpu_has_fast_bf16()}")
     print(f"model {info['name']} ({info['params'] / 1e6:.2f}M params), device {acc.device}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"cfg {cfg:g}, {args.repeats} interleaved rounds")
+    per_step = forward_gflops(acc, 2 if cfg not in (0.0, 1.0) else 1)
     print(f"U-Net forward: {forward_gflops(acc, 1):.2f} GFLOP at batch 1, "
-          f"{forward_gflops(acc, 2):.2f} GFLOP per CFG step (batch 2)")
+          f"{per_step:.2f} GFLOP per sampling step")
+    peaks = {dt: [matmul_gflops(dt, acc.device)] for dt in (torch.float32, torch.bfloat16)}
     vocal = synthetic_vocal(WINDOW_SAMPLES / SAMPLE_RATE)
-    chain = build_chain(PostSection())
-    acc.accompany(vocal[:, : SAMPLE_RATE * 2], GenerateSettings(steps=2))  # warm-up
     clip = WINDOW_SAMPLES / SAMPLE_RATE
-    print(f"{'sampler':<10}{'steps':>6}{'model s':>10}{'end-to-end s':>14}{'x real time':>13}")
-    for sampler in args.samplers:
-        for steps in args.steps:
-            s = GenerateSettings(sampler=sampler, steps=steps, cfg=3.0, seed=0)
-            t0 = time.perf_counter()
-            enc = acc.encode_vocal(vocal)  # noqa: F841 (timed: the encode share)
-            t1 = time.perf_counter()
-            out = acc.accompany(vocal, s)
-            t2 = time.perf_counter()
-            chain.process(out)
-            t3 = time.perf_counter()
-            model_s = (t2 - t1) - (t1 - t0)  # accompany re-encodes; subtract one encode
-            total = t3 - t1
-            print(f"{sampler:<10}{steps:>6}{model_s:>10.2f}{total:>14.2f}{clip / total:>13.1f}")
+    chain = build_chain(PostSection())
+    rows = [(s, n, p) for s in samplers for n in steps_list for p in args.precisions]
+    for p in args.precisions:  # warm-up: first-call allocations and oneDNN kernel choice
+        acc.set_precision(p)
+        acc.accompany(vocal[:, : SAMPLE_RATE * 2], GenerateSettings(steps=2, cfg=cfg))
+    results: dict[tuple[str, int, str], list[dict[str, float]]] = {r: [] for r in rows}
+    for _ in range(args.repeats):
+        for sampler, steps, precision in rows:
+            acc.set_precision(precision)
+            s = GenerateSettings(sampler=sampler, steps=steps, cfg=cfg, seed=0)
+            results[(sampler, steps, precision)].append(one_clip(acc, vocal, s, chain))
+    for dt in peaks:
+        peaks[dt].append(matmul_gflops(dt, acc.device))
+    fp32_peak, bf16_peak = median(peaks[torch.float32]), median(peaks[torch.bfloat16])
+    print(f"2048^3 matmul: float32 {fp32_peak:.0f} GFLOP/s, bfloat16 {bf16_peak:.0f} GFLOP/s "
+          f"(before/after: {', '.join(f'{v:.0f}' for v in peaks[torch.bfloat16])})")
+    print(f"one {clip:.2f} s clip; seconds as median [min, max] of the rounds")
+    print(f"{'sampler':<16}{'steps':>5} {'precision':<9} {'end-to-end s':>22} {'sample s':>22} "
+          f"{'encode':>7} {'decode':>7} {'post':>6} {'GFLOP/s':>8} {'of bf16':>8} {'x RT':>6}")
+    for (sampler, steps, precision), runs in results.items():
+        total = [r["total"] for r in runs]
+        sample_s = [r["sample"] for r in runs]
+        gflops = per_step * steps / median(sample_s)
+        print(f"{sampler:<16}{steps:>5} {precision:<9} {_fmt(total):>22} {_fmt(sample_s):>22} "
+              f"{median(r['encode'] for r in runs):>7.3f} "
+              f"{median(r['decode'] for r in runs):>7.3f} {median(r['post'] for r in runs):>6.3f} "
+              f"{gflops:>8.1f} {gflops / bf16_peak:>8.1%} {clip / median(total):>6.1f}")
 
 
 if __name__ == "__main__":
