@@ -156,7 +156,8 @@ def test_samuel_live_train_under_torchrun(tmp_path):
     model = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
     (tmp_path / "run.toml").write_text(
         f'[train]\ndata = "{shards}"\nout = "{tmp_path / "run"}"\nbatch_size = 4\n'
-        'crop_frames = 32\nshort_crops = true\nmax_steps = 2\nwarmup_steps = 1\neval_every = 2\ndevice = "cpu"\n'
+        'crop_frames = 32\nshort_crops = true\nmax_steps = 2\nwarmup_steps = 1\n'
+        'eval_every = 2\ndevice = "cpu"\n'
         f"threads = 1\n[model]\n{model}\n")
     torchrun = Path(sys.executable).with_name("torchrun")
     done = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m",

@@ -104,7 +104,7 @@ def test_job_writes_audio_and_sidecar(engine: tuple[Engine, Recorder]) -> None:
     audio = read_audio(result.path)
     assert audio.shape == sine().shape
     side = json.loads(result.sidecar.read_text())
-    assert side["settings"] == {"sampler": "ddim", "steps": 3, "cfg": 2.0, "seed": 7}
+    assert side["settings"] == {"sampler": "ddim", "steps": 3, "cfg": 2.0, "seed": 7, "key": "auto"}
     assert side["model"]["hash"] == "random-0"
     assert side["source"] == f"capture[0:{sine().shape[1]}]"
     timings = side["timings"]

@@ -230,6 +230,20 @@ def test_generate_progress_done_and_cancel_over_udp(served: tuple[Engine, OscSer
     peer.wait("/samuel/cancelled", a0=long_job)
 
 
+def test_generate_takes_a_key_and_refuses_a_bad_one(served: tuple[Engine, OscServer],
+                                                   peer: Listener) -> None:
+    _, server = served
+    peer.send(server.udp_port, "/samuel/generate", "capture", "keyed", 3, 1, -1.0, "-", "-", 5,
+              0, 0, "-", "-", "E minor")
+    job = peer.wait("/samuel/generate/ack").args[0]
+    done = peer.wait("/samuel/done", a0=job)
+    assert json.loads(Path(done.args[1] + ".json").read_text())["settings"]["key"] == "E minor"
+    peer.send(server.udp_port, "/samuel/generate", "capture", "bad-key", 3, 1, -1.0, "-", "-",
+              5, 0, 0, "-", "-", "H minor")
+    where, message, _job = peer.wait("/samuel/error").args
+    assert where == "/samuel/generate" and "tonic" in message
+
+
 def test_loop_on_the_daw_transport(served: tuple[Engine, OscServer], peer: Listener) -> None:
     _, server = served
     peer.send(server.udp_port, "/samuel/transport/tempo", 100)
@@ -402,7 +416,7 @@ def test_oscquery_over_http(served: tuple[Engine, OscServer]) -> None:
     assert info["OSC_PORT"] == server.udp_port and info["OSC_TRANSPORT"] == "UDP"
     assert info["NAME"] == "samuel-live"
     node = json.load(urllib.request.urlopen(base + "/samuel/generate", timeout=5))
-    assert node["TYPE"] == "ssiifssiiiss" and node["REPLY"] == "/samuel/generate/ack"
+    assert node["TYPE"] == "ssiifssiiisss" and node["REPLY"] == "/samuel/generate/ack"
     assert json.load(urllib.request.urlopen(base + "/samuel/ping?TYPE", timeout=5)) == {
         "TYPE": "i"}
     with pytest.raises(urllib.error.HTTPError) as err:

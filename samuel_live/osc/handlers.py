@@ -26,9 +26,10 @@ DEFAULT_NAMES = ("-", "")  # a name argument that means "the default"
 
 def generate_options(output: str = "-", seed: int = -1, steps: int = 0, cfg: float = -1.0,
                      sampler: str = "-", post: str = "-", instrument: str = "-",
-                     soundfont: str = "-") -> dict[str, Any]:
+                     soundfont: str = "-", key: str = "-") -> dict[str, Any]:
     """/samuel/generate's optional arguments as engine.submit keywords, None for "default"."""
     return {
+        "key": None if key in (*DEFAULT_NAMES, "default") else key,
         "instrument": None if instrument in (*DEFAULT_NAMES, "default") else instrument,
         "soundfont": None if soundfont in (*DEFAULT_NAMES, "default") else soundfont,
         "output": None if output in (*DEFAULT_NAMES, "auto") else output,
@@ -99,9 +100,10 @@ class Handlers:
     def _on_generate(self, peer: Peer, source: str, output: str = "-", seed: int = -1,
                      steps: int = 0, cfg: float = -1.0, sampler: str = "-", post: str = "-",
                      priority: int = 5, loop_bars: int = 0, autoplay: int = 0,
-                     instrument: str = "-", soundfont: str = "-") -> list[Reply]:
+                     instrument: str = "-", soundfont: str = "-",
+                     key: str = "-") -> list[Reply]:
         options = generate_options(output, seed, steps, cfg, sampler, post, instrument,
-                                   soundfont)
+                                   soundfont, key)
         # The ack goes out from the engine's "queued" event, so it always precedes progress.
         self.engine.submit(source, priority=priority, origin=peer, loop_bars=loop_bars,
                            autoplay=bool(autoplay), **options)
