@@ -13,7 +13,7 @@ from samuel_live.errors import SamuelError
 from samuel_live.train.batches import crop_at, parse_curriculum
 from samuel_live.train.shards import load_corpus, shard_name, write_shard
 from samuel_live.train.trainer import TrainConfig, Trainer, check_window, load_train_config
-from tests.test_train import _cfg, _data
+from tests.test_train import TINY, _cfg, _data
 
 
 def test_training_shorter_than_the_sampling_window_is_refused_unless_asked():
@@ -101,3 +101,15 @@ def test_fine_tuning_keeps_the_checkpoint_normalisation(tmp_path):
     tuned = Trainer(_cfg(tmp_path / "b", init=str(path)), vocal, accomp, moved)
     assert tuned.stats == tr.stats
     assert Trainer(_cfg(tmp_path / "c"), vocal, accomp, moved).stats != tr.stats
+
+
+def test_fine_tuning_may_change_the_mix_direction_but_not_the_weights(tmp_path):
+    vocal, accomp, manifest = _data()
+    tr = Trainer(_cfg(tmp_path / "a", export_dtype="float32"), vocal, accomp, manifest)
+    path = tr.export()
+    flipped = dict(TINY, global_weight="one_minus_sqrt_abar")
+    tuned = Trainer(_cfg(tmp_path / "b", init=str(path), model=flipped), vocal, accomp, manifest)
+    assert tuned.model.config.global_weight == "one_minus_sqrt_abar"
+    with pytest.raises(SamuelError, match="another architecture"):
+        Trainer(_cfg(tmp_path / "c", init=str(path), model=dict(TINY, heads=4)), vocal, accomp,
+                manifest)

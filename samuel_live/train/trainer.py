@@ -211,7 +211,11 @@ class Trainer:
 
     def _load_init(self, path: str, state: dict[str, torch.Tensor], meta: CheckpointMeta) -> None:
         """Fine-tune: take weights (not optimiser state) from an exported checkpoint."""
-        if UNetConfig.from_dict(meta.model) != self.model_cfg:
+        # global_weight changes how attention mixes, not which weights exist: a model may be
+        # fine-tuned into the other direction (the A/B of issue 13)
+        same = {**UNetConfig.from_dict(meta.model).to_dict(), "global_weight": None} == \
+            {**self.model_cfg.to_dict(), "global_weight": None}
+        if not same:
             raise SamuelError(f"init checkpoint {path} has another architecture than [model]")
         self.model.load_state_dict(state)
 
