@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -322,7 +323,8 @@ def build(out: Path, *, hours: float = 5.0, seed: int = 0, workers: int = 2) -> 
                 left = quota[key] - got[key]
                 if left <= 0 or not names or cursor[key] >= 3 * len(names):
                     continue
-                for _ in range(int(min(4, max(1, left // 120)))):
+                # batch size never changes what is kept: results are taken in queue order
+                for _ in range(int(min(4, max(workers, left // 120)))):
                     if cursor[key] >= 3 * len(names):
                         break
                     name, variant = names[cursor[key] % len(names)], cursor[key] // len(names)
@@ -349,6 +351,8 @@ def build(out: Path, *, hours: float = 5.0, seed: int = 0, workers: int = 2) -> 
     shutil.rmtree(pieces_dir, ignore_errors=True)
     record = summary(used, writer.sessions, skipped, holdout, groups, hours, seed)
     record["wall_s"] = round(time.time() - began, 1)
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    record["cpu_s"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 1)
     path = out / "comping.json"
     path.write_text(json.dumps(record, indent=1))
     return record
@@ -416,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     record = build(args.out, hours=args.hours, seed=args.seed, workers=args.workers)
-    print(json.dumps({k: record[k] for k in ("hours", "candidates", "wall_s")}, indent=1))
+    print(json.dumps({k: record[k] for k in ("hours", "candidates", "wall_s", "cpu_s")}, indent=1))
     counts = (record["pieces"]["count"], len(record["sessions"]), len(record["skipped"]))
     print("{} pieces, {} sessions, {} skipped".format(*counts))
 
