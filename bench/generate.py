@@ -18,6 +18,7 @@ the rows (median of both).
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -36,12 +37,21 @@ from samuel_live.post.chain import build_chain
 from samuel_live.settings import GenerateSettings
 
 
+def _attention_flop(query_shape: tuple[int, ...], key_shape: tuple[int, ...],
+                    value_shape: tuple[int, ...], *_args: object, **_kwargs: object) -> int:
+    """QK^T and PV of scaled dot-product attention: 2 * B * H * Tq * Tk * (Dqk + Dv)."""
+    *lead, t_q, d = query_shape
+    return 2 * math.prod(lead) * t_q * key_shape[-2] * (d + value_shape[-1])
+
+
 def forward_gflops(acc: Accompanist, batch: int) -> float:
-    """GFLOPs of one U-Net forward at ``batch`` x 1024 frames (2 = one CFG step)."""
+    """GFLOPs of one U-Net forward at ``batch`` x 1024 frames (2 = one CFG step). SDPA's CPU
+    flash kernel is not in FlopCounterMode's table (it would count as 0), so it is added."""
     m = acc.model
     x = torch.randn(batch, m.config.latent_channels, LATENT_FRAMES, device=acc.device)
     t = torch.full((batch,), 400, dtype=torch.long, device=acc.device)
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+    extra = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flop}
+    with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=extra) as fc:
         m(x, t, x)
     return fc.get_total_flops() / 1e9
 
