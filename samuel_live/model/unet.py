@@ -280,7 +280,6 @@ class Stage(nn.Module):
     def forward(
         self, h: Tensor, temb: Tensor, sqrt_abar: Tensor, kv: tuple[Tensor, Tensor] | None
     ) -> Tensor:
-        """``kv``: this stage's vocal cross-attention keys and values (``VocalContext``)."""
         for block in self.blocks:
             h = block(h, temb)
         if self.attn is not None:
@@ -380,11 +379,9 @@ class SamuelUNet(nn.Module):
         return self.in_conv.weight.dtype
 
     def inference_copy(self, dtype: torch.dtype) -> SamuelUNet:
-        """A frozen copy with weights in ``dtype`` (e.g. bfloat16) for sampling.
-
-        The noise table stays float32: the attention mix reads sqrt(abar_t) from it, and a
-        bfloat16 copy of abar near 1 would lose the late steps' differences.
-        """
+        """A frozen copy with weights in ``dtype`` (e.g. bfloat16) for sampling. The noise
+        table stays float32: the attention mix reads sqrt(abar_t) from it, and bfloat16 would
+        round away the differences between the late steps' abar (all near 1)."""
         net = copy.deepcopy(self).to(dtype).eval().requires_grad_(False)
         net.alphas_cumprod = self.alphas_cumprod.detach().float().clone()
         return net
@@ -409,22 +406,22 @@ class SamuelUNet(nn.Module):
 
     def _time(self, t: Tensor, ctx: VocalContext) -> tuple[Tensor, Tensor]:
         """(time embedding, sqrt(abar_t)) of steps ``t``, cached in ``ctx`` per step tuple."""
-        if ctx.time_cache is None:  # one-off context (training): no cache, no device sync
+        def compute() -> tuple[Tensor, Tensor]:
             temb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(self.dtype))
             return temb, self.alphas_cumprod[t].sqrt()
+
+        if ctx.time_cache is None:  # a one-off context (training): no t.tolist(), no sync
+            return compute()
         key = tuple(t.tolist())
         if key not in ctx.time_cache:
-            temb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(self.dtype))
-            ctx.time_cache[key] = (temb, self.alphas_cumprod[t].sqrt())
+            ctx.time_cache[key] = compute()
         return ctx.time_cache[key]
 
     def denoise(self, x: Tensor, t: Tensor, ctx: VocalContext) -> Tensor:
         """v for ``x`` at steps ``t`` given a prepared vocal; returned in ``x``'s dtype."""
         if x.shape[0] != ctx.shape[0] or x.shape[-1] != ctx.shape[-1]:
-            raise ModelError(
-                f"x {tuple(x.shape)} does not match the prepared vocal {tuple(ctx.shape)}; "
-                "prepare the vocal of this batch and length"
-            )
+            raise ModelError(f"x {tuple(x.shape)} does not match the prepared vocal "
+                             f"{tuple(ctx.shape)}; prepare the vocal of this batch and length")
         out_dtype, t = x.dtype, t.long()
         temb, sqrt_abar = self._time(t, ctx)
         h = self.in_conv(x.to(self.dtype)) + ctx.vocal_in
