@@ -23,6 +23,7 @@ from samuel_live.render.midi import parse_grid
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.sidecar import Sidecar
 from samuel_live.render.take import LoopSpec, TakeSpec, check_sample_rate
+from samuel_live.settings import SAMPLER_NAMES
 
 if TYPE_CHECKING:
     from samuel_live.render.cluster import RayPool
@@ -41,7 +42,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint (.safetensors beside .json); default: starter")
     p.add_argument("--codec-path", help="Stable Audio Open checkpoint, for 'sao' models")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--sampler", help="ddpm | ddim | dpmpp_2m (default: the model's)")
+    p.add_argument("--sampler", help=f"{' | '.join(SAMPLER_NAMES)} (default: the model's)")
     p.add_argument("--steps", type=int, help="model evaluations, 1-800 (default: the model's)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale, 0-20 "
                    "(default: the model's)")
