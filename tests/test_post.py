@@ -6,6 +6,7 @@ import json
 import threading
 
 import numpy as np
+import pedalboard
 import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
@@ -289,3 +290,53 @@ def test_true_peak_envelope_skips_only_what_cannot_reach_the_ceiling() -> None:
     assert ((fast == full) | (fast == sample_peak)).all()  # each sample exact, or skipped
     limited, acted = _limit(x, SR)
     assert acted and float(_true_peak_envelope(limited).max()) <= ceiling + 1e-9
+
+
+def test_every_channel_wise_effect_keeps_dual_mono_dual_mono() -> None:
+    """CHANNEL_WISE lets one channel stand for both: each listed type, at its defaults, must
+    give a dual-mono input exactly the output the stereo board gives."""
+    from samuel_live.post.chain import CHANNEL_WISE
+    from samuel_live.post.spec import BUILTIN_EFFECTS
+
+    rng = np.random.default_rng(4)
+    y = (0.5 * rng.standard_normal(SR)).astype(np.float32)
+    for kind in sorted(CHANNEL_WISE):
+        board = pedalboard.Pedalboard([BUILTIN_EFFECTS[kind][0]()])
+        both = board.process(np.stack([y, y]), SR, reset=True)
+        one = board.process(y[None], SR, reset=True)
+        assert np.array_equal(both[0], one[0]) and np.array_equal(both[1], one[0]), kind
+
+
+class _CountingBoard:
+    """The real board, noting how many channels each call sends through it."""
+
+    def __init__(self, board: pedalboard.Pedalboard, seen: list[int]) -> None:
+        self.board, self.seen = board, seen
+
+    def __len__(self) -> int:
+        return len(self.board)
+
+    def process(self, audio: np.ndarray, *args: object, **kw: object) -> np.ndarray:
+        self.seen.append(audio.shape[0])
+        return self.board.process(audio, *args, **kw)
+
+
+def test_dual_mono_takes_the_one_channel_path_with_the_same_result() -> None:
+    """Breaks: the shortcut taken for a stereo input, or for a chain with a stereo effect."""
+    rng = np.random.default_rng(5)
+    y = (0.2 * rng.standard_normal(SR)).astype(np.float32)
+    for preset in ("default", "live", "warm"):
+        chain = build_chain(PostSection(preset=preset))
+        seen: list[int] = []
+        board = chain._board
+        chain._board = _CountingBoard(board, seen)
+        mono = chain.process(np.stack([y, y]))
+        stereo = chain.process(np.stack([y, 0.5 * y]))
+        chain._board = board
+        assert seen == ([1, 2] if preset != "warm" else [2, 2]), preset
+        reference = PostChain(chain.describe(), chain.loudness_lufs)
+        reference._mono_ok = False  # the plain stereo path
+        np.testing.assert_array_equal(mono, reference.process(np.stack([y, y])))
+        np.testing.assert_array_equal(stereo, reference.process(np.stack([y, 0.5 * y])))
+        if preset == "warm":  # the reverb widens: both channels differ on a dual-mono input
+            assert not np.array_equal(mono[0], mono[1])

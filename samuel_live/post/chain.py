@@ -180,6 +180,11 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, n - x.shape[1])))
 
 
+CHANNEL_WISE = frozenset({"gain", "highpass", "lowpass", "eq", "peak", "lowshelf", "highshelf",
+                          "compressor", "limiter"})
+"""Built-in effect types that process each channel on its own (checked in tests/test_post.py)."""
+
+
 class PostChain:
     """A validated effect chain plus loudness target; safe to share between threads.
 
@@ -201,6 +206,10 @@ class PostChain:
         roots = tuple(plugin_dirs)
         self._board = pedalboard.Pedalboard([_make_plugin(e, roots) for e in self._effects])
         self._max_cutoff = max((e.get("cutoff_hz", 0.0) for e in self._effects), default=0.0)
+        # Effects that treat each channel alone give a dual-mono input a dual-mono output, so
+        # one channel through the board is enough (the harmonic codec decodes mono): half the
+        # work, the same samples. Reverb (a stereo space) and vst3 effects always get both.
+        self._mono_ok = all(e["type"] in CHANNEL_WISE for e in self._effects)
         # pedalboard plugins keep per-stream state; one result at a time goes through the board.
         self._lock = threading.Lock()
 
@@ -227,8 +236,11 @@ class PostChain:
                 f"frequency at {sample_rate} Hz"
             )
         if len(self._board) and n:
+            mono = self._mono_ok and np.array_equal(x[0], x[1])
             with self._lock:
-                wet = self._board.process(x.astype(np.float32), sample_rate, reset=True)
+                wet = self._board.process(x[:1 if mono else 2].astype(np.float32), sample_rate,
+                                          reset=True)
+            wet = np.broadcast_to(wet, (2, wet.shape[1])) if mono else wet
             x = _fit_length(np.asarray(wet, dtype=np.float64), n)
         x = _normalise(x, self.loudness_lufs, sample_rate)
         if vocal is not None and self.dry_vocal_db is not None:
