@@ -21,7 +21,7 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,15 +86,16 @@ def generate_both(acc: Accompanist, vocal: np.ndarray, settings: GenerateSetting
 
 
 def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: int,
-             controls: int, raw: bool = False) -> dict[str, list[Scores]]:
+             controls: int, raw: bool = False, unlocked: bool = False) -> dict[str, list[Scores]]:
     """Every system's scores on every clip; the unconditional and mismatched model (two more
     sampling runs each) on the first ``controls`` clips only; with ``raw``, the model's latent
-    decoded raw as well."""
-    cfg = settings.cfg
-    labels = {"model": f"model (cfg {cfg:g}, latent decode)",
+    decoded raw as well; with ``unlocked``, the model sampled again with the key lock off."""
+    cfg, key = settings.cfg, settings.key
+    labels = {"model": f"model (cfg {cfg:g}, key {key}, latent decode)",
+              "unlocked": f"model (cfg {cfg:g}, key off, latent decode)",
               "raw": f"model (cfg {cfg:g}, raw latent decode, every band)",
               "tones": f"model (cfg {cfg:g}), notes on built-in tones",
-              "uncond": "model unconditional (cfg 0)",
+              "uncond": f"model unconditional (cfg 0, key {key})",
               "mismatch": f"model, mismatched vocal (cfg {cfg:g})",
               "harmonizer": "naive harmonizer (sine triads)",
               "noise": "pink noise", "silence": "silence", "real": "real accompaniment"}
@@ -102,13 +103,15 @@ def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: in
     rng = np.random.default_rng(seed)
     t0 = time.monotonic()
     for i, (name, vocal, real) in enumerate(clips):
-        s = GenerateSettings(settings.sampler, settings.steps, cfg, seed + i)
+        s = GenerateSettings(settings.sampler, settings.steps, cfg, seed + i, key)
         latent_out, tones_out, raw_out = generate_both(acc, vocal, s, raw)
         other = clips[(i + 1) % len(clips)][1]
         other = np.resize(other, vocal.shape) if other.shape != vocal.shape else other
         outs = {
             "model": latent_out, "raw": raw_out, "tones": tones_out,
-            "uncond": acc.accompany(vocal, GenerateSettings(s.sampler, s.steps, 0.0, s.seed))
+            "unlocked": acc.accompany(vocal, replace(s, key="off"))
+            if unlocked and key != "off" else None,
+            "uncond": acc.accompany(vocal, replace(s, cfg=0.0))
             if i < controls else None,
             "mismatch": acc.accompany(other, s) if i < controls else None,
             "harmonizer": harmonize(vocal),
@@ -123,7 +126,7 @@ def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: in
 
 
 def sweep(acc: Accompanist, clips: list, sampler: str, cfgs: list[float], steps: list[int],
-          seed: int) -> tuple[dict[str, list[Scores]], dict[str, list[Scores]]]:
+          seed: int, key: str = "auto") -> tuple[dict[str, list[Scores]], dict[str, list[Scores]]]:
     """Guidance x steps grid: scores of the latent decode and of the notes on tones."""
     latent_rows: dict[str, list[Scores]] = {}
     tone_rows: dict[str, list[Scores]] = {}
@@ -133,7 +136,8 @@ def sweep(acc: Accompanist, clips: list, sampler: str, cfgs: list[float], steps:
             label = f"cfg {cfg:g}, {st} steps"
             latent_rows[label], tone_rows[label] = [], []
             for i, (_, vocal, real) in enumerate(clips):
-                a, b, _ = generate_both(acc, vocal, GenerateSettings(sampler, st, cfg, seed + i))
+                a, b, _ = generate_both(acc, vocal, GenerateSettings(sampler, st, cfg, seed + i,
+                                                                       key))
                 latent_rows[label].append(score(vocal, a, real))
                 tone_rows[label].append(score(vocal, b, real))
             print(f"  {label}: done ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -158,6 +162,9 @@ def main() -> None:
                          "of each set only (0 = all)")
     ap.add_argument("--raw-decode", action="store_true",
                     help="also score the sampled latent decoded raw (every band), harmonic codec")
+    ap.add_argument("--key", default="auto", help="the key lock: auto (default), off, 'A minor'")
+    ap.add_argument("--unlocked", action="store_true",
+                    help="also sample each clip with the key lock off (a second run)")
     ap.add_argument("--sweep", action="store_true", help="guidance x steps on tuning sets only")
     ap.add_argument("--sweep-cfg", default="1,2,3,5,7,10")
     ap.add_argument("--sweep-steps", default="8,15,25,50")
@@ -174,7 +181,8 @@ def main() -> None:
     settings = GenerateSettings(args.sampler or defaults.get("sampler", base.sampler),
                                 args.steps or int(defaults.get("steps", base.steps)),
                                 args.cfg if args.cfg is not None
-                                else float(defaults.get("cfg", base.cfg)), args.seed)
+                                else float(defaults.get("cfg", base.cfg)), args.seed,
+                                args.key)
     if args.pairs:
         sets = [EvalSet(args.pairs.name, args.pairs, "custom", str(args.pairs), "")]
     else:
@@ -198,14 +206,14 @@ def main() -> None:
         if args.sweep:
             cfgs = [float(x) for x in args.sweep_cfg.split(",")]
             steps = [int(x) for x in args.sweep_steps.split(",")]
-            lat, ton = sweep(acc, clips, settings.sampler, cfgs, steps, args.seed)
+            lat, ton = sweep(acc, clips, settings.sampler, cfgs, steps, args.seed, settings.key)
             print(head + f"; {settings.sampler}; {time.monotonic() - t0:.0f} s\n")
             print("latent decode:\n\n" + table(lat) + "\n\nnotes on built-in tones:\n\n"
                   + table(ton), flush=True)
             dump[es.name] = {"latent": _rows(lat), "tones": _rows(ton)}
         else:
             res = evaluate(acc, clips, settings, args.seed, args.controls or len(clips),
-                           args.raw_decode)
+                           args.raw_decode, args.unlocked)
             print(head + f"; {settings.sampler} {settings.steps} steps; "
                   f"{time.monotonic() - t0:.0f} s\n")
             print(table(res), flush=True)
