@@ -340,3 +340,21 @@ def test_dual_mono_takes_the_one_channel_path_with_the_same_result() -> None:
         np.testing.assert_array_equal(stereo, reference.process(np.stack([y, 0.5 * y])))
         if preset == "warm":  # the reverb widens: both channels differ on a dual-mono input
             assert not np.array_equal(mono[0], mono[1])
+
+
+def test_dual_mono_shortcuts_in_the_meters_keep_every_number() -> None:
+    """Breaks: the one-channel shortcut taken when the channels differ, or a dual-mono result
+    metered as one channel (3 dB quieter)."""
+    from samuel_live.post.chain import _true_peak_envelope
+    from samuel_live.post.loudness import integrated_loudness
+
+    y = noise(3.0, 11)[0].astype(np.float64)
+    dual, louder = np.stack([y, y]), np.stack([y, 2.0 * y])
+    meter = pyloudnorm.Meter(SR)
+    assert integrated_loudness(dual, SR) == pytest.approx(meter.integrated_loudness(dual.T),
+                                                          abs=1e-9)
+    assert integrated_loudness(louder, SR) == pytest.approx(
+        meter.integrated_loudness(louder.T), abs=1e-9)
+    np.testing.assert_array_equal(_true_peak_envelope(dual), _true_peak_envelope(y[None]))
+    np.testing.assert_array_equal(_true_peak_envelope(louder),
+                                  _true_peak_envelope((2.0 * y)[None]))

@@ -75,6 +75,8 @@ def _true_peak_envelope(x: np.ndarray, ceiling: float | None = None) -> np.ndarr
     it exceeds) is then unchanged, at a fraction of the cost for a result that is mostly below.
     """
     x = np.asarray(x, dtype=np.float32)
+    if x.shape[0] > 1 and all(np.array_equal(x[0], c) for c in x[1:]):
+        x = x[:1]  # identical channels: their maximum is any one of them
     # Phase 0 of this interpolator is the input itself (scaled by its centre tap).
     peak = np.abs(x).max(axis=0)
     env = peak * max(1.0, float(_TAPS[len(_TAPS) // 2]))

@@ -59,10 +59,16 @@ def integrated_loudness(x: np.ndarray, rate: int) -> float:
     """Integrated loudness in LUFS of (channels, n) audio, n >= one 400 ms block; -inf when
     no block passes the gates (silence)."""
     sos, gain, block, step = _meter(rate)
-    y = sosfilt(sos, np.asarray(x, dtype=np.float64), axis=-1)
+    x = np.asarray(x, dtype=np.float64)
+    # Dual mono (the harmonic codec's decode): filter one channel, count it twice; the sums
+    # below then add the same numbers as with both channels filtered.
+    dual = x.shape[0] == 2 and np.array_equal(x[0], x[1])
+    y = sosfilt(sos, x[:1] if dual else x, axis=-1)
     if gain != 1.0:
         y *= gain
     z = _block_energies(y, rate, block, step)
+    if dual:
+        z = np.repeat(z, 2, axis=0)
     weighted = np.asarray(_CHANNEL_GAINS[: z.shape[0]])[:, None] * z
     with np.errstate(divide="ignore"):
         blockwise = -0.691 + 10.0 * np.log10(weighted.sum(axis=0))
