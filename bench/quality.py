@@ -118,9 +118,9 @@ def evaluate(acc: Accompanist, clips: list, settings: GenerateSettings, seed: in
             "noise": pink_noise(vocal.shape[1], rng),
             "silence": np.zeros_like(vocal), "real": real,
         }
-        for key, out in outs.items():
+        for system, out in outs.items():
             if out is not None:
-                results[labels[key]].append(score(vocal, out, real))
+                results[labels[system]].append(score(vocal, out, real))
         print(f"  {name}: done ({time.monotonic() - t0:.0f} s)", flush=True)
     return results
 
