@@ -122,6 +122,7 @@ class HarmonicCodec:
     def __init__(self, clean: CleanDecode | None = CLEAN) -> None:
         self.clean = clean
         self._kernel, self._window = _analysis_kernel()
+        self._kernel64 = self._kernel.astype(np.float64)
         self._tables = _synthesis_tables()
         self._omega = 2.0 * np.pi * band_frequencies() / SAMPLE_RATE
 
@@ -138,7 +139,9 @@ class HarmonicCodec:
         pad_right = (frames - 1) * step + centre + self._window // 2 + 1 - low.shape[0]
         padded = np.pad(low, (max(pad_left, 0), max(pad_right, 0)))
         windows = np.lib.stride_tricks.sliding_window_view(padded, self._window)[::step][:frames]
-        spectra = np.ascontiguousarray(windows) @ self._kernel
+        # float64: the BLAS may sum in another order with another thread count (a Ray actor
+        # runs one thread); in double precision that never reaches the float32 result's bits.
+        spectra = np.ascontiguousarray(windows, dtype=np.float64) @ self._kernel64
         magnitude = np.hypot(spectra[:, :LATENT_CHANNELS], spectra[:, LATENT_CHANNELS:])
         return torch.from_numpy(np.log(magnitude.T + FLOOR).astype(np.float32))
 
