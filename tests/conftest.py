@@ -95,3 +95,12 @@ def jack_server_48k() -> Iterator[str]:
     proc = start_jack_server(name, rate=48000)
     yield name
     stop_jack_server(proc)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """A local Ray cluster of 2 CPUs for one test module (skipped where Ray is missing)."""
+    ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[cluster]"')
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()

@@ -25,14 +25,6 @@ DRIVER = os.getpid()
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[cluster]"')
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def songs(tmp_path_factory) -> tuple[Path, dict]:
     """Three songs of one window each and a broken one, prepared locally in one process."""
     root = tmp_path_factory.mktemp("prep")

@@ -31,14 +31,6 @@ SETTINGS = GenerateSettings(sampler="ddim", steps=2, cfg=1.5, seed=0)
 CLEAN = TakeSpec(source="", post=PostSection(preset="clean"))
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[cluster]"')
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
 ARGS = ["--variations", "2", "--seed", "10", "--device", "cpu", "--sampler", "ddim",
         "--steps", "2", "--cfg", "1.5", "--post", "clean", "-q"]
 
