@@ -11,10 +11,13 @@ import torch
 
 from samuel_live.codec.harmonic import SILENCE
 from samuel_live.codec.pitch import (
+    LOCK_DB,
+    MAJOR,
     key_name,
     key_of,
     outside_scale,
     parse_key,
+    scale_cut,
     scale_pitch_classes,
 )
 from samuel_live.diffusion.lock import locked_model_fn
@@ -108,3 +111,56 @@ def test_generation_locks_to_the_key_named_or_heard():
     assert _outside_share(runs["C# major"], 1) < 0.5 * _outside_share(runs["off"], 1)
     with pytest.raises(InvalidArgumentError, match="tonic"):
         GenerateSettings(key="H minor")
+
+
+def test_scale_cut_follows_the_tonal_hierarchy():
+    """Out of scale: LOCK_DB; in scale: 0 on the tonic, rising as the Krumhansl-Kessler profile
+    falls (fifth < third < second < leading tone); ``tonal_db=0`` is the plain scale lock."""
+    db = scale_cut(7, 64) * 20 / np.log(10)  # G major; band 7 is G2
+    pc = (36 + np.arange(64)) % 12
+    np.testing.assert_allclose(db[outside_scale(7, 64)], LOCK_DB)
+    by_pc = {p: db[pc == p][0] for p in range(12)}
+    assert by_pc[7] == 0.0  # the tonic
+    assert 0 < by_pc[2] < by_pc[11] < by_pc[9] < by_pc[6] < LOCK_DB  # D < B < A < F#
+    np.testing.assert_allclose(by_pc[2], 6.0 * (1 - MAJOR[7] / MAJOR[0]))
+    minor = scale_cut(21, 64) * 20 / np.log(10)  # A minor: G# (leading tone) is in the scale
+    assert 0 < minor[pc == 8][0] < LOCK_DB and minor[pc == 9][0] == 0.0
+    assert minor[pc == 0][0] < minor[pc == 11][0]  # the minor third is more stable than B
+    plain = scale_cut(7, 64, tonal_db=0.0)
+    assert set(np.unique(plain)) == {0.0, LOCK_DB * np.log(10) / 20}
+
+
+def test_generation_leans_on_the_tonic(monkeypatch):
+    """The tonal part of the cut reaches the sampler: with it the tonic's share of the in-scale
+    energy is higher than with the plain scale lock. Breaks: the pipeline cutting only the
+    out-of-scale bands."""
+    import functools
+
+    import samuel_live.pipeline as pipeline
+    from samuel_live.model.checkpoint import LatentStats
+    from samuel_live.model.unet import UNetConfig
+    from samuel_live.pipeline import Accompanist
+    from samuel_live.settings import GenerateSettings
+
+    small = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32,
+                       cond_dim=16, attn_levels=(1,), cross_attn_levels=(0, 1))
+    rand = Accompanist.random(small, seed=3)
+    stats = LatentStats((-6.0,) * 64, (3.0,) * 64, (-6.0,) * 64, (2.0,) * 64)
+    acc = Accompanist(rand.model, rand.codec, stats, rand.device, rand.meta)
+    vocal = _sung([67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67, 74])
+    pc = (36 + np.arange(64)) % 12
+
+    def tonic_share() -> float:
+        shares = []
+        for seed in range(3):
+            z = acc.accompany_latent(vocal, GenerateSettings(steps=4, cfg=3.0, seed=seed,
+                                                             key="G major"))
+            energy = np.exp(z.numpy().astype(np.float64)).sum(axis=1)
+            inside = ~outside_scale(7, 64)
+            shares.append(energy[pc == 7].sum() / energy[inside].sum())
+        return float(np.mean(shares))
+
+    tonal = tonic_share()
+    monkeypatch.setattr(pipeline, "scale_cut", functools.partial(scale_cut, tonal_db=0.0))
+    plain = tonic_share()
+    assert tonal > 1.1 * plain
