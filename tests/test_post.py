@@ -292,6 +292,25 @@ def test_true_peak_envelope_skips_only_what_cannot_reach_the_ceiling() -> None:
     assert acted and float(_true_peak_envelope(limited).max()) <= ceiling + 1e-9
 
 
+def test_true_peak_bound_reaches_across_block_edges() -> None:
+    """The skip bound is taken per block of samples: a lone spike on either side of a block
+    edge rings into the neighbouring block, and those samples must still be exact. Breaks: the
+    bound ignoring the neighbouring blocks, or blocks shorter than the interpolator's reach."""
+    from samuel_live.post.chain import _BLOCK, _REACH, _true_peak_envelope
+
+    assert _BLOCK >= _REACH
+    rng = np.random.default_rng(5)
+    x = 0.01 * rng.standard_normal((1, 40 * _BLOCK))
+    for k in (5, 17, 30):
+        x[0, k * _BLOCK] = 1.0  # first sample of a block: rings into the block before
+        x[0, (k + 6) * _BLOCK - 1] = -1.0  # last sample of a block: rings into the next one
+    ceiling = 10.0 ** ((CEILING_DBTP - 0.001) / 20.0)
+    full, fast = _true_peak_envelope(x), _true_peak_envelope(x, ceiling)
+    hot = full > ceiling
+    assert (np.abs(x[0]) <= ceiling)[hot].any()  # hot samples that are quiet themselves
+    np.testing.assert_array_equal(fast[hot], full[hot])
+
+
 def test_every_channel_wise_effect_keeps_dual_mono_dual_mono() -> None:
     """CHANNEL_WISE lets one channel stand for both: each listed type, at its defaults, must
     give a dual-mono input exactly the output the stereo board gives."""

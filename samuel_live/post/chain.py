@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pedalboard
-from scipy.ndimage import convolve1d, maximum_filter1d, minimum_filter1d, uniform_filter1d
+from scipy.ndimage import convolve1d, minimum_filter1d, uniform_filter1d
 from scipy.signal import firwin
 
 from samuel_live import SAMPLE_RATE
@@ -83,8 +83,7 @@ def _true_peak_envelope(x: np.ndarray, ceiling: float | None = None) -> np.ndarr
     if ceiling is None:
         spans = [(0, x.shape[1])]
     else:
-        bound = maximum_filter1d(peak, 2 * _REACH + 1, mode="constant") * _TP_BOUND
-        spans = _runs(bound > ceiling, merge=_MERGE_GAP)
+        spans = _hot_spans(peak, ceiling)
     for start, end in spans:
         lo, hi = max(0, start - 2 * _REACH), min(x.shape[1], end + 2 * _REACH)
         for phase in range(1, _OS):
@@ -97,6 +96,24 @@ def _true_peak_envelope(x: np.ndarray, ceiling: float | None = None) -> np.ndarr
 
 _REACH = len(_TAPS) // (2 * _OS) + 1  # input samples either side one output phase depends on
 _MERGE_GAP = 4096  # stretches closer than this are oversampled as one
+
+
+_BLOCK = 256  # the bound is taken per block of samples; must be at least _REACH
+
+
+def _hot_spans(peak: np.ndarray, ceiling: float) -> list[tuple[int, int]]:
+    """[start, end) sample stretches holding every sample whose inter-sample peak could exceed
+    ``ceiling``: the bound of sample i is the largest sample peak within _REACH of it, and the
+    largest peak of i's block and its two neighbours (_BLOCK >= _REACH) is never below that."""
+    n = peak.shape[0]
+    blocks = -(-n // _BLOCK)
+    block_max = np.zeros(blocks + 2)
+    padded = np.zeros(blocks * _BLOCK, dtype=peak.dtype)
+    padded[:n] = peak
+    block_max[1:-1] = padded.reshape(blocks, _BLOCK).max(axis=1)
+    near = np.maximum(np.maximum(block_max[:-2], block_max[1:-1]), block_max[2:])
+    runs = _runs(near * _TP_BOUND > ceiling, merge=-(-_MERGE_GAP // _BLOCK))
+    return [(start * _BLOCK, min(end * _BLOCK, n)) for start, end in runs]
 
 
 def _runs(mask: np.ndarray, merge: int) -> list[tuple[int, int]]:
@@ -132,13 +149,15 @@ def _limit(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
 
 
 def _loudness(x: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS; -inf for silence. Short input is tiled to one gating block."""
+    """Integrated loudness in LUFS; -inf for silence. Short input is tiled to one gating block.
+
+    A single channel stands for dual mono (see ``_as_channels``) and is measured as two."""
     if x.shape[1] == 0:
         return -math.inf
     need = int(_MIN_LOUDNESS_S * sample_rate) + 1
     if x.shape[1] < need:
         x = np.tile(x, (1, -(-need // x.shape[1])))
-    return integrated_loudness(x, sample_rate)
+    return integrated_loudness(np.broadcast_to(x, (2, x.shape[1])), sample_rate)
 
 
 def _normalise(x: np.ndarray, target: float | None, sample_rate: int) -> np.ndarray:
@@ -161,8 +180,10 @@ def _normalise(x: np.ndarray, target: float | None, sample_rate: int) -> np.ndar
     return out
 
 
-def _as_stereo(audio: np.ndarray, name: str) -> np.ndarray:
-    """A (2, n) float64 copy of a (2, n), (1, n) or (n,) finite array, or SamuelError."""
+def _as_channels(audio: np.ndarray, name: str) -> np.ndarray:
+    """A float64 copy of a (2, n), (1, n) or (n,) finite array, or SamuelError: (2, n), or
+    (1, n) for mono and dual mono (identical channels), which the meter, the limiter and
+    ``process``'s result treat as both channels; the work halves."""
     x = np.asarray(audio)
     if x.ndim == 1:
         x = x[None, :]
@@ -172,7 +193,15 @@ def _as_stereo(audio: np.ndarray, name: str) -> np.ndarray:
         raise SamuelError(f"post: {name} must be float audio, got {x.dtype}")
     if not np.isfinite(x).all():
         raise SamuelError(f"post: {name} contains NaN or infinite samples")
-    return np.broadcast_to(x, (2, x.shape[1])).astype(np.float64)
+    if x.shape[0] == 2 and np.array_equal(x[0], x[1]):
+        x = x[:1]
+    return x.astype(np.float64)
+
+
+def _as_stereo(audio: np.ndarray, name: str) -> np.ndarray:
+    """``_as_channels`` always as (2, n) (a read-only view for mono)."""
+    x = _as_channels(audio, name)
+    return np.broadcast_to(x, (2, x.shape[1]))
 
 
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
@@ -230,7 +259,7 @@ class PostChain:
         ``vocal`` is mixed in at ``dry_vocal_db`` (cut or zero-padded to n) only when that is set.
         The result never exceeds CEILING_DBTP; reverb tails past n samples are cut.
         """
-        x = _as_stereo(audio, "audio")
+        x = _as_channels(audio, "audio")  # (1, n) stands for dual mono until the end
         n = x.shape[1]
         if self._max_cutoff >= 0.5 * sample_rate:
             raise SamuelError(
@@ -238,17 +267,16 @@ class PostChain:
                 f"frequency at {sample_rate} Hz"
             )
         if len(self._board) and n:
-            mono = self._mono_ok and np.array_equal(x[0], x[1])
+            if x.shape[0] == 1 and not self._mono_ok:
+                x = np.repeat(x, 2, axis=0)
             with self._lock:
-                wet = self._board.process(x[:1 if mono else 2].astype(np.float32), sample_rate,
-                                          reset=True)
-            wet = np.broadcast_to(wet, (2, wet.shape[1])) if mono else wet
+                wet = self._board.process(x.astype(np.float32), sample_rate, reset=True)
             x = _fit_length(np.asarray(wet, dtype=np.float64), n)
         x = _normalise(x, self.loudness_lufs, sample_rate)
         if vocal is not None and self.dry_vocal_db is not None:
             dry = _fit_length(_as_stereo(vocal, "vocal"), n)
             x, _ = _limit(x + dry * 10.0 ** (self.dry_vocal_db / 20.0), sample_rate)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return np.ascontiguousarray(np.broadcast_to(x, (2, n)), dtype=np.float32)
 
     def process_loop(self, audio: np.ndarray, vocal: np.ndarray | None = None,
                      sample_rate: int = SAMPLE_RATE) -> np.ndarray:
