@@ -88,19 +88,25 @@ def _outside_share(latent: torch.Tensor, key: int) -> float:
     return float(energy[outside_scale(key, 64)].sum() / energy.sum())
 
 
-def test_generation_locks_to_the_key_named_or_heard():
-    """Breaks: the cut not reaching the sampler (checked), or applied to the wrong bands."""
+def _small_accompanist():
+    """A small random-weight model with normalisations far from identity, as a trained
+    model's are."""
     from samuel_live.model.checkpoint import LatentStats
     from samuel_live.model.unet import UNetConfig
     from samuel_live.pipeline import Accompanist
-    from samuel_live.settings import GenerateSettings
 
     small = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32,
                        cond_dim=16, attn_levels=(1,), cross_attn_levels=(0, 1))
     rand = Accompanist.random(small, seed=3)
-    # normalisations far from identity, as a trained model's are
     stats = LatentStats((-6.0,) * 64, (3.0,) * 64, (-6.0,) * 64, (2.0,) * 64)
-    acc = Accompanist(rand.model, rand.codec, stats, rand.device, rand.meta)
+    return Accompanist(rand.model, rand.codec, stats, rand.device, rand.meta)
+
+
+def test_generation_locks_to_the_key_named_or_heard():
+    """Breaks: the cut not reaching the sampler (checked), or applied to the wrong bands."""
+    from samuel_live.settings import GenerateSettings
+
+    acc = _small_accompanist()
     g_major = _sung([67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67, 74])
     runs = {key: acc.accompany_latent(g_major, GenerateSettings(steps=4, cfg=3.0, seed=1,
                                                                  key=key))
@@ -137,16 +143,9 @@ def test_generation_leans_on_the_tonic(monkeypatch):
     import functools
 
     import samuel_live.pipeline as pipeline
-    from samuel_live.model.checkpoint import LatentStats
-    from samuel_live.model.unet import UNetConfig
-    from samuel_live.pipeline import Accompanist
     from samuel_live.settings import GenerateSettings
 
-    small = UNetConfig(widths=(16, 32), heads=2, head_dim=8, groups=4, time_dim=32,
-                       cond_dim=16, attn_levels=(1,), cross_attn_levels=(0, 1))
-    rand = Accompanist.random(small, seed=3)
-    stats = LatentStats((-6.0,) * 64, (3.0,) * 64, (-6.0,) * 64, (2.0,) * 64)
-    acc = Accompanist(rand.model, rand.codec, stats, rand.device, rand.meta)
+    acc = _small_accompanist()
     vocal = _sung([67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67, 74])
     pc = (36 + np.arange(64)) % 12
 
