@@ -93,6 +93,7 @@ class Accompanist:
         self.schedule = model_schedule(model, schedule, where)
         self.model = model.to(device).eval().requires_grad_(False)
         self.codec, self.stats, self.device = codec, stats, device
+        self._params = sum(p.numel() for p in self.model.parameters())  # info() is on hot paths
         self.set_precision(precision)
 
     def set_precision(self, precision: str) -> None:
@@ -152,8 +153,7 @@ class Accompanist:
 
     def info(self) -> dict[str, Any]:
         """Name, hash, parameter count, codec, device, precision and sample rate."""
-        params = sum(p.numel() for p in self.model.parameters())
-        return {**self.meta, "codec": self.codec.name, "params": params,
+        return {**self.meta, "codec": self.codec.name, "params": self._params,
                 "device": str(self.device), "precision": str(self.dtype).removeprefix("torch."),
                 "sample_rate": SAMPLE_RATE}
 

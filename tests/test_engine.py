@@ -526,3 +526,37 @@ def test_instrument_requests_and_their_soundfonts(tmp_path: Path) -> None:
     assert job.result is not None, job.error
     side = json.loads(job.result.sidecar.read_text())
     assert side["instrument"]["name"] == "Drawbar Organ" and side["midi"] == "organ.mid"
+
+
+_SUBMIT_IMPORTS = """
+import sys, numpy as np
+from samuel_live.audio.sources import MemorySource
+from samuel_live.config import load_config
+from samuel_live.engine.engine import Engine
+from samuel_live.model.unet import UNetConfig
+from samuel_live.pipeline import Accompanist
+tiny = UNetConfig(widths=(8, 16), heads=2, head_dim=4, time_dim=16, cond_dim=8, groups=4,
+                  attn_levels=(1,), cross_attn_levels=(0, 1))
+config = load_config(None, [f"render.folder={sys.argv[1]}", "post.preset=clean"])
+engine = Engine(config, accompanist=Accompanist.random(tiny),
+                capture=MemorySource(np.zeros((2, 44100), np.float32)), warm_up=False).start()
+engine.arm()
+before = set(sys.modules)
+for post in (None, "warm", "none"):
+    engine.cancel(engine.submit("capture", steps=2, post=post, instrument="tones").id)
+print(" ".join(sorted(set(sys.modules) - before)))
+engine.close()
+"""
+
+
+def test_submit_imports_nothing(tmp_path: Path) -> None:
+    """``submit`` runs on the network thread before the ack: a module imported there on first
+    use (the post-chain checks pull in pedalboard, ~150 ms) delays that ack. In a fresh
+    interpreter, an engine once started must import nothing more to accept requests."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SUBMIT_IMPORTS, str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""

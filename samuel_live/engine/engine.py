@@ -25,13 +25,16 @@ from samuel_live import SAMPLE_RATE
 from samuel_live.config import Config, PostSection, render_folder
 from samuel_live.engine.controls import LiveControls
 from samuel_live.engine.events import EngineEvent, EventBus, EventSink
+from samuel_live.engine.failures import describe_failure
 from samuel_live.engine.jobs import GenerateRequest, Job, JobStatus, Source
 from samuel_live.engine.models import ModelSlot
 from samuel_live.engine.paths import input_path, model_path, output_path
 from samuel_live.engine.transport import Playback, Transport
 from samuel_live.engine.worker import Worker, set_torch_threads
 from samuel_live.errors import AudioInputError, InvalidArgumentError, ModelError, SamuelError
-from samuel_live.render.instrument import Instrument
+from samuel_live.pipeline import STARTER_MODEL
+from samuel_live.post.spec import check_post, preset_effects
+from samuel_live.render.instrument import Instrument, choose_instrument
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.take import LoopSpec, check_sample_rate
 
@@ -209,8 +212,6 @@ class Engine(LiveControls):
 
     def _post_for(self, post: str | None) -> PostSection | None:
         """The chain a request asks for, checked now (nothing is loaded on this thread)."""
-        from samuel_live.post.spec import check_post
-
         if post is None:
             return self._post
         if post == "none":
@@ -222,8 +223,6 @@ class Engine(LiveControls):
     def _instrument_for(self, name: str | None, soundfont: str | None) -> Instrument | None:
         """The instrument a request asks for (default: ``render.instrument``), its SoundFont
         checked against ``render.soundfont_dirs`` (the configured one is trusted)."""
-        from samuel_live.render.instrument import choose_instrument
-
         r = self.config.render
         name = r.instrument if name is None else name
         if not name or name == "none":
@@ -322,8 +321,6 @@ class Engine(LiveControls):
     def _autoplay(self, job: Job) -> None:
         """Play a finished result from the next bar line; a failure (no output device, say)
         is reported as ``play_failed``, the job stays done."""
-        from samuel_live.engine.failures import describe_failure
-
         try:
             start = self.play(job.id, loop=job.request.loop is not None, quantise="bar")
         except Exception as exc:  # no output device must not undo a finished job
@@ -342,8 +339,6 @@ class Engine(LiveControls):
 
     def load_model(self, path: str) -> None:
         """Load a model in the background; it replaces the current one between jobs."""
-        from samuel_live.pipeline import STARTER_MODEL
-
         configured = Path(self.config.model.path).expanduser().parent if self.config.model.path \
             else STARTER_MODEL.parent
         path = str(model_path(path, [STARTER_MODEL.parent, configured, self.folder,
@@ -352,15 +347,11 @@ class Engine(LiveControls):
 
     # --- post chain --------------------------------------------------------------------------
     def post_chain(self) -> list[dict[str, Any]]:
-        from samuel_live.post.spec import preset_effects
-
         return [dict(e) for e in preset_effects(self._post)]
 
     def set_post_chain(self, effects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
         """The chain for jobs queued from now on (jobs already queued keep theirs); checked
         here, loaded only on the worker. Returns it with defaults filled in."""
-        from samuel_live.post.spec import check_post
-
         section = replace(self._post, preset="custom", chain=tuple(effects))
         checked = check_post(section)
         self._post = section

@@ -17,6 +17,7 @@ from samuel_live.errors import SamuelError
 from samuel_live.osc.admission import ClientRegistry
 from samuel_live.osc.peers import Peer
 from samuel_live.osc.schema import Namespace, OscArg
+from samuel_live.post.chain import chain_from_json
 
 ROOT = "/samuel"
 Reply = tuple[str, tuple[OscArg, ...]]
@@ -116,8 +117,6 @@ class Handlers:
         return [("/samuel/post/get/reply", (compact_json(self.engine.post_chain()),))]
 
     def _on_post_set(self, peer: Peer, text: str) -> list[Reply]:
-        from samuel_live.post.chain import chain_from_json
-
         chain = self.engine.set_post_chain(chain_from_json(text))
         return [("/samuel/post/get/reply", (compact_json(chain),))]
 
