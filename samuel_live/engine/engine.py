@@ -30,7 +30,7 @@ from samuel_live.engine.jobs import GenerateRequest, Job, JobStatus, Source
 from samuel_live.engine.models import ModelSlot
 from samuel_live.engine.paths import input_path, model_path, output_path
 from samuel_live.engine.transport import Playback, Transport
-from samuel_live.engine.worker import Worker, set_torch_threads
+from samuel_live.engine.worker import Worker, huge_pages_for_arrays, set_torch_threads
 from samuel_live.errors import AudioInputError, InvalidArgumentError, ModelError, SamuelError
 from samuel_live.pipeline import STARTER_MODEL
 from samuel_live.post.spec import check_post, preset_effects
@@ -78,6 +78,7 @@ class Engine(LiveControls):
         self._lock = threading.RLock()
         self.transport = Transport()
         self._stopping = threading.Event()
+        self._huge_pages: bool | None = None  # NumPy's setting before start(), restored by close()
         self._rate = check_sample_rate(config.render.sample_rate or SAMPLE_RATE)
         self.worker = Worker(self.events, self.models, self.threads, self.folder,
                              config.render.bit_depth,
@@ -89,6 +90,7 @@ class Engine(LiveControls):
         if self.worker.started:
             return self
         set_torch_threads(self.threads)
+        self._huge_pages = huge_pages_for_arrays(False)
         if self.models.current is None:
             self.models.load_now(self.config.model.path or None)
         else:
@@ -106,6 +108,9 @@ class Engine(LiveControls):
         job is answered (cancelled) before this returns."""
         self._stopping.set()
         self.worker.stop()
+        if self._huge_pages is not None:
+            huge_pages_for_arrays(self._huge_pages)
+            self._huge_pages = None
         with self._lock:
             stranded = [j for j in self._jobs.values() if not j.status.finished]
         for job in stranded:  # every request gets an answer, even at shutdown
