@@ -173,6 +173,42 @@ def test_guidance_scale_one_and_zero_are_single_branches() -> None:
     torch.testing.assert_close(guided, v_uncond + 3.0 * (v_cond - v_uncond))
 
 
+def test_guidance_is_left_out_where_the_noise_is_below_its_interval() -> None:
+    """Below GUIDANCE_MAX_LAMBDA the guided fn is the conditional branch alone, at batch 1
+    per vocal; just above it, the guided combination. Breaks: the threshold ignored (both
+    branches everywhere), the wrong half of the prepared batch (the null vocal's), or a
+    threshold in the wrong direction."""
+    from samuel_live.diffusion.guidance import GUIDANCE_MAX_LAMBDA
+    from samuel_live.diffusion.schedule import cosine_alphas_cumprod
+
+    model = live_model()
+    a = cosine_alphas_cumprod(model.config.num_train_steps, model.config.schedule_s)
+    lam = 0.5 * (a / (1 - a)).log()
+    last_quiet = int((lam >= GUIDANCE_MAX_LAMBDA).sum()) - 1
+    assert 0 <= last_quiet < 10 and lam[last_quiet + 1] < GUIDANCE_MAX_LAMBDA
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4, 16, generator=g, dtype=torch.float64)
+    cond = torch.randn(2, 4, 16, generator=g, dtype=torch.float64)
+    keep, drop = torch.ones(2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool)
+    batches = []
+    denoise = model.denoise
+
+    def spy(x_: torch.Tensor, *args: object) -> torch.Tensor:
+        batches.append(x_.shape[0])
+        return denoise(x_, *args)
+
+    with torch.no_grad():
+        fn = guided_model_fn(model, cond, 3.0)
+        for t_ in (last_quiet, last_quiet + 1):
+            t = torch.full((2,), t_)
+            v_cond, v_uncond = model(x, t, cond, keep), model(x, t, cond, drop)
+            want = v_cond if t_ == last_quiet else v_uncond + 3.0 * (v_cond - v_uncond)
+            model.denoise = spy  # type: ignore[method-assign]
+            torch.testing.assert_close(fn(x, t), want)
+            model.denoise = denoise  # type: ignore[method-assign]
+    assert batches == [2, 4]
+
+
 def test_snr_weights_follow_the_paper_up_to_scale() -> None:
     all_t = torch.arange(800)
     w = loss_weights(SCHEDULE, all_t, "snr")
