@@ -9,10 +9,11 @@ fraction of this machine's own bf16 matmul rate (measured in the same run).
 Each row is one (sampler, steps, precision). The rows run interleaved, ``--repeats`` rounds, so
 load from other jobs on a shared box hits every row alike; medians are printed with the
 [min, max] of the rounds. End to end = accompany_latent (encode + sample) + decode + post
-chain; the encode, decode and post columns are timed separately on the same round. GFLOP/s is
-the U-Net's FLOPs (FlopCounterMode) over the sampling time (end to end less encode, decode and
-post); "of bf16 peak" divides it by the 2048 x 2048 bf16 matmul rate measured before and after
-the rows (median of both).
+chain; the encode, decode and post columns are timed separately on the same round.
+"forwards" counts the U-Net's batch items per clip (2 per guided step, 1 per step below the
+guidance interval). GFLOP/s is those forwards' FLOPs (FlopCounterMode, at batch 1) over the
+sampling time (end to end less encode, decode and post); "of bf16 peak" divides it by the
+2048 x 2048 bf16 matmul rate measured before and after the rows (median of both).
 """
 
 from __future__ import annotations
@@ -54,6 +55,24 @@ def forward_gflops(acc: Accompanist, batch: int) -> float:
     with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=extra) as fc:
         m(x, t, x)
     return fc.get_total_flops() / 1e9
+
+
+def forwards_per_clip(acc: Accompanist, vocal: np.ndarray, settings: GenerateSettings) -> int:
+    """U-Net forwards (batch items) one clip of ``vocal``'s window count samples with: steps x 2
+    under guidance, less the steps guidance leaves out (``GUIDANCE_MAX_LAMBDA``)."""
+    net, items = acc.net, []
+    denoise = net.denoise
+
+    def counting(x: torch.Tensor, *args: object) -> torch.Tensor:
+        items.append(x.shape[0])
+        return denoise(x, *args)
+
+    net.denoise = counting  # type: ignore[method-assign]
+    try:
+        acc.accompany_latent(vocal, settings)
+    finally:
+        del net.denoise
+    return sum(items)
 
 
 def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048,
@@ -141,9 +160,9 @@ def main() -> None:
           f"native bf16 CPU: {cpu_has_fast_bf16()}")
     print(f"model {info['name']} ({info['params'] / 1e6:.2f}M params), device {acc.device}, "
           f"cfg {cfg:g}, {args.repeats} interleaved rounds")
-    per_step = forward_gflops(acc, 2 if cfg not in (0.0, 1.0) else 1)
-    print(f"U-Net forward: {forward_gflops(acc, 1):.2f} GFLOP at batch 1, "
-          f"{per_step:.2f} GFLOP per sampling step")
+    per_item = forward_gflops(acc, 1)
+    print(f"U-Net forward: {per_item:.2f} GFLOP at batch 1; a guided step runs batch 2, a step "
+          "below the guidance interval batch 1")
     peaks = {dt: [matmul_gflops(dt, acc.device)] for dt in (torch.float32, torch.bfloat16)}
     vocal = synthetic_vocal(WINDOW_SAMPLES / SAMPLE_RATE)
     clip = WINDOW_SAMPLES / SAMPLE_RATE
@@ -153,6 +172,9 @@ def main() -> None:
         acc.set_precision(p)
         acc.accompany(vocal[:, : SAMPLE_RATE * 2], GenerateSettings(steps=2, cfg=cfg))
     results: dict[tuple[str, int, str], list[dict[str, float]]] = {r: [] for r in rows}
+    items = {(sm, n): forwards_per_clip(acc, vocal[:, : SAMPLE_RATE * 2],
+                                        GenerateSettings(sampler=sm, steps=n, cfg=cfg))
+             for sm in samplers for n in steps_list}
     for _ in range(args.repeats):
         for sampler, steps, precision in rows:
             acc.set_precision(precision)
@@ -164,13 +186,15 @@ def main() -> None:
     print(f"2048^3 matmul: float32 {fp32_peak:.0f} GFLOP/s, bfloat16 {bf16_peak:.0f} GFLOP/s "
           f"(before/after: {', '.join(f'{v:.0f}' for v in peaks[torch.bfloat16])})")
     print(f"one {clip:.2f} s clip; seconds as median [min, max] of the rounds")
-    print(f"{'sampler':<16}{'steps':>5} {'precision':<9} {'end-to-end s':>22} {'sample s':>22} "
-          f"{'encode':>7} {'decode':>7} {'post':>6} {'GFLOP/s':>8} {'of bf16':>8} {'x RT':>6}")
+    print(f"{'sampler':<16}{'steps':>5} {'forwards':>8} {'precision':<9} {'end-to-end s':>22} "
+          f"{'sample s':>22} {'encode':>7} {'decode':>7} {'post':>6} {'GFLOP/s':>8} "
+          f"{'of bf16':>8} {'x RT':>6}")
     for (sampler, steps, precision), runs in results.items():
         total = [r["total"] for r in runs]
         sample_s = [r["sample"] for r in runs]
-        gflops = per_step * steps / median(sample_s)
-        print(f"{sampler:<16}{steps:>5} {precision:<9} {_fmt(total):>22} {_fmt(sample_s):>22} "
+        gflops = per_item * items[(sampler, steps)] / median(sample_s)
+        print(f"{sampler:<16}{steps:>5} {items[(sampler, steps)]:>8} {precision:<9} "
+              f"{_fmt(total):>22} {_fmt(sample_s):>22} "
               f"{median(r['encode'] for r in runs):>7.3f} "
               f"{median(r['decode'] for r in runs):>7.3f} {median(r['post'] for r in runs):>6.3f} "
               f"{gflops:>8.1f} {gflops / bf16_peak:>8.1%} {clip / median(total):>6.1f}")
