@@ -7,6 +7,7 @@ DAW would, so its own Python does not compete with the server's for the GIL. The
 has the engine's headroom (60 s); the worker uses the engine's torch threads unless --threads.
 
     .venv/bin/python bench/osc_latency.py [--model PATH] [--threads N] [--pings 300] [--acks 60]
+        [--ack-interval 0.02]
 """
 
 from __future__ import annotations
@@ -57,16 +58,18 @@ def ack_rtts(client: OscClient, n: int, interval: float) -> list[float]:
     return rtts
 
 
-def measure(port: int, pings: int, acks: int) -> tuple[list[float], list[float]]:
+def measure(port: int, pings: int, acks: int,
+            ack_interval: float = 0.02) -> tuple[list[float], list[float]]:
     """Ping and generate->ack round trips from this (client) process."""
     with OscClient("127.0.0.1", port) as pinger, OscClient("127.0.0.1", port) as requester:
-        return ping_rtts(pinger, pings, 0.005), ack_rtts(requester, acks, 0.02)
+        return ping_rtts(pinger, pings, 0.005), ack_rtts(requester, acks, ack_interval)
 
 
-def measure_elsewhere(port: int, pings: int, acks: int) -> tuple[list[float], list[float]]:
+def measure_elsewhere(port: int, pings: int, acks: int,
+                      ack_interval: float = 0.02) -> tuple[list[float], list[float]]:
     """``measure`` in a fresh client process."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure, (port, pings, acks))
+        return pool.apply(measure, (port, pings, acks, ack_interval))
 
 
 def report(name: str, rtts: list[float]) -> str:
@@ -82,6 +85,9 @@ def main() -> None:
                         help="length of the take (default: one 47.55 s window)")
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--acks", type=int, default=60)
+    parser.add_argument("--ack-interval", type=float, default=0.02,
+                        help="seconds between generate requests (each starts a 17 MB capture "
+                             "copy; 0.02 is a stress test, a DAW sends one per take)")
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="torch threads of the engine's worker (default: cores - 1)")
     args = parser.parse_args()
@@ -99,13 +105,13 @@ def main() -> None:
     info = model.info()
     print(f"model {info['name']} ({info['params'] / 1e6:.1f}M params) on {info['device']}, "
           f"take {args.seconds:g} s, torch threads {args.threads}, server udp {server.udp_port}")
-    pings, acks = measure_elsewhere(server.udp_port, args.pings, args.acks)
+    pings, acks = measure_elsewhere(server.udp_port, args.pings, args.acks, args.ack_interval)
     lines = [report("ping, engine idle", pings), report("generate->ack, engine idle", acks)]
     long_job = engine.submit("capture", "bench-long", steps=800, priority=9)
     while long_job.step < 1:  # measure only while the model is actually sampling
         time.sleep(0.01)
     t0 = time.monotonic()
-    pings, acks = measure_elsewhere(server.udp_port, args.pings, args.acks)
+    pings, acks = measure_elsewhere(server.udp_port, args.pings, args.acks, args.ack_interval)
     busy, steps = time.monotonic() - t0, long_job.step
     engine.cancel(long_job.id)
     lines += [report("ping, during generation", pings),
