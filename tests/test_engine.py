@@ -151,12 +151,38 @@ def test_cancel_queued_job_and_priority(engine: tuple[Engine, Recorder]) -> None
     doomed = eng.submit("capture", "doomed", steps=1)
     assert (low.position, high.position) == (0, 0)
     assert eng.cancel(doomed.id)
+    deadline = time.monotonic() + 30
+    while len(eng.worker.queue) < 2:  # both copied and queued before the worker is free
+        assert time.monotonic() < deadline, "low and high never reached the queue"
+        time.sleep(0.01)
     eng.cancel(blocker.id)
     eng.wait(low.id, timeout=60)
     rec.wait("cancelled", doomed.id)
     assert "started" not in rec.kinds(doomed.id)
     started = [e.job.id for e in rec.events if e.kind == "started" and e.job]
     assert started.index(high.id) < started.index(low.id)
+
+
+def test_cancelling_a_queued_job_frees_its_copy_at_once(engine: tuple[Engine, Recorder]) -> None:
+    """Behind a long generation, a cancelled job must not keep its capture copy (~17 MB for a
+    full take) or wait for its "cancelled" until the worker is free. Breaks: cancel only
+    flagging the job (it stays queued until the worker next looks)."""
+    eng, rec = engine
+    blocker = eng.submit("capture", "blocker", steps=LONG_STEPS)
+    rec.wait("progress", blocker.id)
+    queued = eng.submit("capture", "queued", steps=1)
+    deadline = time.monotonic() + 30
+    while queued.vocal is None:  # the snapshot thread has copied it
+        assert time.monotonic() < deadline, "the capture copy never arrived"
+        time.sleep(0.01)
+    assert eng.cancel(queued.id)
+    assert queued.status is JobStatus.CANCELLED and queued.vocal is None
+    assert rec.wait("cancelled", queued.id, timeout=5).message == "cancelled before it started"
+    assert blocker.status is JobStatus.RUNNING  # all of this while the long job still runs
+    assert len(eng.worker.queue) == 0
+    eng.cancel(blocker.id)
+    rec.wait("cancelled", blocker.id)
+    assert rec.kinds(queued.id).count("cancelled") == 1
 
 
 def test_failed_job_is_reported_and_next_job_runs(engine: tuple[Engine, Recorder]) -> None:

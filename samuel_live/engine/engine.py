@@ -292,6 +292,7 @@ class Engine(LiveControls):
         if job is None or job.status.finished:
             return False
         job.cancel_event.set()
+        self.worker.drop_cancelled()  # a queued job answers and frees its copy now
         self.worker.queue.wake()
         return True
 

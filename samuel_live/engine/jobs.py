@@ -206,6 +206,19 @@ class JobQueue:
                     return None, skipped
                 self._cond.wait(left)
 
+    def remove_cancelled(self) -> list[Job]:
+        """Take every cancelled job out of the queue and return them, for the caller to report.
+
+        Each holds its capture copy (~17 MB) until it leaves the queue; without this a job
+        cancelled behind a long generation kept it, and waited for its "cancelled", until the
+        worker was free. A job leaves the queue once: here, or skipped by ``get``."""
+        with self._cond:
+            gone = [e[2] for e in self._heap if e[2].cancel_requested]
+            if gone:
+                self._heap = [e for e in self._heap if not e[2].cancel_requested]
+                heapq.heapify(self._heap)
+            return gone
+
     def wake(self) -> None:
         """Wake a waiting ``get`` (after a cancel, so the job is reported promptly)."""
         with self._cond:

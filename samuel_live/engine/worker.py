@@ -32,6 +32,7 @@ from samuel_live.render.take import TakeSpec, render_take
 
 log = logging.getLogger(__name__)
 BACKGROUND_NICE = 10
+CANCELLED_QUEUED = "cancelled before it started"
 
 
 class Worker:
@@ -103,14 +104,22 @@ class Worker:
         lower_priority()
         while (job := self._snapshots.get()) is not None:
             src = job.request.source
-            if not job.cancel_requested:
-                try:
-                    job.vocal = self._capture().snapshot(start_frame=src.start_frame,
-                                                         end_frame=src.end_frame)
-                except SamuelError as exc:
-                    self.finish(job, JobStatus.FAILED, f"capture copy failed: {exc}")
-                    continue
-            self.queue.put(job)  # a cancelled job is skipped and reported by the queue
+            if job.cancel_requested:  # only this thread holds it: report it now, copy nothing
+                self.finish(job, JobStatus.CANCELLED, CANCELLED_QUEUED)
+                continue
+            try:
+                job.vocal = self._capture().snapshot(start_frame=src.start_frame,
+                                                     end_frame=src.end_frame)
+            except SamuelError as exc:
+                self.finish(job, JobStatus.FAILED, f"capture copy failed: {exc}")
+                continue
+            self.queue.put(job)
+            self.drop_cancelled()  # cancelled during the copy: do not keep it queued
+
+    def drop_cancelled(self) -> None:
+        """Report and release the queued jobs that were cancelled (see ``remove_cancelled``)."""
+        for job in self.queue.remove_cancelled():
+            self.finish(job, JobStatus.CANCELLED, CANCELLED_QUEUED)
 
     # --- worker thread -----------------------------------------------------------------------
     def _work(self) -> None:
@@ -120,7 +129,7 @@ class Worker:
             self._models.swap()
             job, skipped = self.queue.get(timeout=0.1)
             for s in skipped:
-                self.finish(s, JobStatus.CANCELLED, "cancelled before it started")
+                self.finish(s, JobStatus.CANCELLED, CANCELLED_QUEUED)
             if job is not None:
                 self._run(job)
 
