@@ -46,8 +46,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="model evaluations, 1-800 (default: the model's)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale, 0-20 "
                    "(default: the model's)")
-    p.add_argument("--key", help="lock the result to a scale: auto (the key heard in the "
-                   "vocal), off, or a key such as 'A minor' (default: auto)")
+    p.add_argument("--key", help="lock the result to a key (its scale, leaning on the tonic "
+                   "and fifth): auto (the key heard in the vocal), off, or a key such as "
+                   "'A minor' (default: auto)")
     p.add_argument("--post", default="default",
                    help=f"post-processing preset: {', '.join(_presets())} (clean = none; "
                         "default: default)")
