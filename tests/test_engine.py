@@ -22,7 +22,7 @@ from samuel_live.engine.engine import Engine, EngineEvent
 from samuel_live.engine.failures import describe_failure as _describe_failure
 from samuel_live.engine.jobs import JobStatus
 from samuel_live.engine.paths import input_path, output_path
-from samuel_live.errors import SamuelError
+from samuel_live.errors import AudioInputError, SamuelError
 from samuel_live.model.checkpoint import CheckpointMeta, LatentStats, save_checkpoint
 from samuel_live.model.unet import UNetConfig
 from samuel_live.pipeline import Accompanist
@@ -604,5 +604,42 @@ def test_engine_keeps_numpy_off_huge_pages_while_it_runs(tmp_path: Path) -> None
         finally:
             eng.close()
         assert huge_pages_for_arrays(True) is True  # close() put back what it found
+    finally:
+        huge_pages_for_arrays(before)
+
+
+def test_a_job_is_finished_once(engine: tuple[Engine, Recorder]) -> None:
+    """Two threads may settle the same job (a cancel from the network thread while
+    ``Engine.close`` answers the queue): the first answer stands, and only one is sent."""
+    eng, rec = engine
+    blocker = eng.submit("capture", "blocker", steps=LONG_STEPS)
+    rec.wait("progress", blocker.id)
+    queued = eng.submit("capture", "queued", steps=1)
+    eng.worker.finish(queued, JobStatus.CANCELLED, "cancelled before it started")
+    eng.worker.finish(queued, JobStatus.CANCELLED, "engine shut down")
+    eng.worker.finish(queued, JobStatus.FAILED, "late failure")
+    assert rec.kinds(queued.id).count("cancelled") == 1 and "failed" not in rec.kinds(queued.id)
+    assert (queued.status, queued.error) == (JobStatus.CANCELLED, "cancelled before it started")
+    eng.cancel(blocker.id)
+
+
+class _BrokenCapture:
+    def start(self) -> None:
+        raise AudioInputError("no such input device")
+
+
+def test_a_failed_start_gives_numpy_its_huge_page_setting_back(tmp_path: Path) -> None:
+    if not hasattr(pytest.importorskip("numpy._core.multiarray"), "_set_madvise_hugepage"):
+        pytest.skip("this NumPy has no huge-page switch")
+    from samuel_live.engine.worker import huge_pages_for_arrays
+
+    before = huge_pages_for_arrays(True)
+    try:
+        eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
+                     capture=_BrokenCapture(), warm_up=False)
+        for _ in range(2):  # a retried start must not take the engine's own setting for NumPy's
+            with pytest.raises(AudioInputError, match="no such input"):
+                eng.start()
+            assert huge_pages_for_arrays(True) is True
     finally:
         huge_pages_for_arrays(before)

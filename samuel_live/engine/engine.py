@@ -90,15 +90,21 @@ class Engine(LiveControls):
         if self.worker.started:
             return self
         set_torch_threads(self.threads)
-        self._huge_pages = huge_pages_for_arrays(False)
-        if self.models.current is None:
-            self.models.load_now(self.config.model.path or None)
-        else:
-            self.models.warm()
-        if self.capture is None:
-            self.capture = self._open_capture()
-        elif hasattr(self.capture, "start"):
-            self.capture.start()
+        if self._huge_pages is None:  # a retried start() must not record its own setting
+            self._huge_pages = huge_pages_for_arrays(False)
+        try:
+            if self.models.current is None:
+                self.models.load_now(self.config.model.path or None)
+            else:
+                self.models.warm()
+            if self.capture is None:
+                self.capture = self._open_capture()
+            elif hasattr(self.capture, "start"):
+                self.capture.start()
+        except BaseException:  # not started: NumPy gets its setting back
+            huge_pages_for_arrays(self._huge_pages)
+            self._huge_pages = None
+            raise
         self._stopping.clear()
         self.worker.start()
         return self

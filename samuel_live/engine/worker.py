@@ -7,6 +7,7 @@ a lower priority so network and audio threads keep their core.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -49,6 +50,7 @@ class Worker:
         self.running: Job | None = None
         self._snapshots: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._finish_lock = threading.Lock()
         self._threads_started: list[threading.Thread] = []
 
     @property
@@ -205,7 +207,12 @@ class Worker:
         return progress
 
     def finish(self, job: Job, status: JobStatus, message: str = "") -> None:
-        job.status, job.finished, job.error = status, time.monotonic(), message or None
+        """Settle ``job`` and announce it, once: a job already finished (say, cancelled from the
+        network thread while ``Engine.close`` answers it) is left as it is."""
+        with self._finish_lock:
+            if job.status.finished:
+                return
+            job.status, job.finished, job.error = status, time.monotonic(), message or None
         job.vocal = None
         if status is JobStatus.FAILED:
             log.error("job %d failed: %s", job.id, message)
@@ -244,9 +251,12 @@ def huge_pages_for_arrays(enable: bool) -> bool:
     capture copy could stall in direct compaction, and OSC acknowledgements sent meanwhile
     arrived ~5 ms late (bench/osc_latency.py: p99 6.4 -> 3.8 ms during a generation). Where
     NumPy has no such switch this does nothing and returns False."""
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:
-        return False
-    return bool(_set_madvise_hugepage(enable))
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # NumPy 2, NumPy 1
+        try:
+            switch = getattr(importlib.import_module(name), "_set_madvise_hugepage", None)
+        except ImportError:
+            continue
+        if switch is not None:
+            return bool(switch(enable))
+    return False
 
