@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samuel_live.errors import SamuelError
+from samuel_live.errors import InvalidArgumentError, SamuelError
+from samuel_live.settings import DEFAULT_PRECISION, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class ModelSection:
     path: str = ""  # empty = the starter model shipped in the package
     device: str = "auto"  # auto | cpu | cuda
     codec_path: str = ""  # Stable Audio Open checkpoint for models trained on the "sao" codec
+    precision: str = DEFAULT_PRECISION  # auto | float32 | bfloat16 (settings.PRECISIONS)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InvalidArgumentError(
+                f"config model.precision {self.precision!r}: choose one of {PRECISIONS}")
 
 
 SYSTEM_SOUNDFONT_DIRS = (

@@ -90,3 +90,37 @@ def test_unwritable_output_is_refused_before_generating(tmp_path, capsys):
         assert code == 2  # a usage error (exit codes: samuel_live/cli.py exit_codes)
         err = capsys.readouterr().err
         assert "no model" not in err  # refused before the model was even looked for
+
+
+def test_precision_reaches_the_model_from_the_cli_and_the_engine_config(tmp_path):
+    """`--precision` and `[model] precision` load the model in that number format, and the
+    sidecar says which. Both formats are checked, so the test holds whichever one "auto" is
+    on this CPU. Breaks: the option not passed on to Accompanist.load (the CLI, the engine's
+    model slot), or the sidecar leaving it out."""
+    from samuel_live.audio.sources import MemorySource
+    from samuel_live.config import load_config
+    from samuel_live.engine.engine import Engine
+    from samuel_live.errors import InvalidArgumentError
+
+    ckpt = _checkpoint(tmp_path)
+    sf.write(tmp_path / "vocal.wav", 0.3 * np.sin(np.arange(44100) * 0.06), 44100)
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / f"acc-{precision}.wav"
+        assert main(["generate", str(tmp_path / "vocal.wav"), "-o", str(out), "--model",
+                     str(ckpt), "--steps", "2", "--precision", precision, "-q"]) == 0
+        side = json.loads(out.with_suffix(".wav.json").read_text())
+        assert side["model"]["precision"] == precision
+        config = load_config(None, [f"render.folder={tmp_path / 'r'}", f"model.path={ckpt}",
+                                    f"model.precision={precision}"])
+        engine = Engine(config, capture=MemorySource(np.zeros((2, 4410), np.float32)),
+                        warm_up=False).start()
+        try:
+            assert engine.model_info()["precision"] == precision
+        finally:
+            engine.close()
+    try:
+        load_config(None, ["model.precision=fp16"])
+    except InvalidArgumentError as exc:
+        assert "float32" in str(exc)
+    else:
+        raise AssertionError("an unknown precision was accepted")

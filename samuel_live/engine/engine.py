@@ -70,7 +70,8 @@ class Engine(LiveControls):
         self.threads = threads if threads else default_threads()
         self.events = EventBus()
         m = config.model
-        self.models = ModelSlot(self.events, m.device, m.codec_path or None, warm_up, accompanist)
+        self.models = ModelSlot(self.events, m.device, m.codec_path or None, warm_up, accompanist,
+                                m.precision)
         self._playback = Playback(config.capture, player)
         self._post = config.post  # a frozen value; replaced whole, never changed in place
         self._jobs: dict[int, Job] = {}

@@ -12,7 +12,7 @@ import numpy as np
 from samuel_live import SAMPLE_RATE
 from samuel_live.engine.events import EventBus
 from samuel_live.errors import ModelError, SamuelError
-from samuel_live.settings import GenerateSettings
+from samuel_live.settings import DEFAULT_PRECISION, GenerateSettings
 
 log = logging.getLogger(__name__)
 WARMUP_SECONDS = 1.0
@@ -22,9 +22,11 @@ class ModelSlot:
     """Holds the model the worker uses; loads others on a background thread."""
 
     def __init__(self, events: EventBus, device: str, codec_path: str | None,
-                 warm_up: bool = True, model: Any = None) -> None:
+                 warm_up: bool = True, model: Any = None,
+                 precision: str = DEFAULT_PRECISION) -> None:
         self._events = events
         self._device, self._codec_path, self._warm = device, codec_path, warm_up
+        self._precision = precision
         self.current: Any = model
         self.error: str | None = None
         self._pending: Any = None
@@ -91,7 +93,8 @@ class ModelSlot:
     def _load(self, path: str | None) -> Any:
         from samuel_live.pipeline import Accompanist
 
-        model = Accompanist.load(path, device=self._device, codec_path=self._codec_path)
+        model = Accompanist.load(path, device=self._device, codec_path=self._codec_path,
+                                 precision=self._precision)
         if self._warm:
             warm_up(model)
         return model

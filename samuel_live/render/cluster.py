@@ -25,7 +25,7 @@ from samuel_live.errors import ClusterError
 from samuel_live.render.batch import StemJob, StemRecord, _record, drive, render_stem
 from samuel_live.render.output import midi_path
 from samuel_live.render.take import Progress, TakeSpec
-from samuel_live.settings import GenerateSettings
+from samuel_live.settings import DEFAULT_PRECISION, GenerateSettings
 
 INSTALL_HINT = 'pip install -e ".[cluster]"'
 RETRIES = 3  # restarts of a dead actor, and tries of the stem it was rendering
@@ -48,15 +48,17 @@ class ModelSource:
     path: str | None = None  # None: the starter model
     device: str = "auto"
     codec_path: str | None = None
+    precision: str = DEFAULT_PRECISION
 
     @classmethod
-    def of(cls, model: str | None, device: str, codec_path: str | None) -> ModelSource:
+    def of(cls, model: str | None, device: str, codec_path: str | None,
+           precision: str = DEFAULT_PRECISION) -> ModelSource:
         """From the CLI's options: relative paths made absolute (workers start elsewhere)."""
 
         def full(p: str | None) -> str | None:
             return str(Path(p).expanduser().absolute()) if p else None
 
-        return cls(full(model), device, full(codec_path))
+        return cls(full(model), device, full(codec_path), precision)
 
 
 class StemWorker:
@@ -68,7 +70,8 @@ class StemWorker:
         from samuel_live.pipeline import Accompanist
 
         torch.set_num_threads(threads)
-        self.model = Accompanist.load(source.path, source.device, source.codec_path)
+        self.model = Accompanist.load(source.path, source.device, source.codec_path,
+                                      source.precision)
         self.cache: dict[Path, Any] = {}
 
     def info(self) -> dict[str, Any]:

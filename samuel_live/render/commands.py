@@ -23,7 +23,7 @@ from samuel_live.render.midi import parse_grid
 from samuel_live.render.settings import SettingsRequest, resolve_settings
 from samuel_live.render.sidecar import Sidecar
 from samuel_live.render.take import LoopSpec, TakeSpec, check_sample_rate
-from samuel_live.settings import SAMPLER_NAMES
+from samuel_live.settings import DEFAULT_PRECISION, PRECISIONS, SAMPLER_NAMES
 
 if TYPE_CHECKING:
     from samuel_live.render.cluster import RayPool
@@ -42,6 +42,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint (.safetensors beside .json); default: starter")
     p.add_argument("--codec-path", help="Stable Audio Open checkpoint, for 'sao' models")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS,
+                   help="the U-Net's number format: auto = bfloat16 where the CPU or GPU has it, "
+                        "float32 = the same file on every machine (default auto)")
     p.add_argument("--sampler", help=f"{' | '.join(SAMPLER_NAMES)} (default: the model's)")
     p.add_argument("--steps", type=int, help="model evaluations, 1-800 (default: the model's)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale, 0-20 "
@@ -154,7 +157,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--start {args.start} s is past the end of {args.vocal} "
                           f"({vocal.shape[1] / SAMPLE_RATE:.2f} s)")
     vocal = vocal[:, start:stop]
-    acc = Accompanist.load(args.model, args.device, args.codec_path)
+    acc = Accompanist.load(args.model, args.device, args.codec_path, args.precision)
     settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
     spec = TakeSpec(source=f"file:{Path(args.vocal).resolve()}", post=post, loop=loop,
                     musical_time=given, sample_rate=rate, start_s=start / SAMPLE_RATE,
@@ -188,7 +191,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                           f"(files inside --out {out} are never takes)")
     jobs = plan(takes, args.variations, args.seed, out, "mid" if args.midi_only else args.format)
     pool = _ray_pool(args) if args.ray is not None else None  # Ray actors load the model
-    acc = pool or Accompanist.load(args.model, args.device, args.codec_path)
+    acc = pool or Accompanist.load(args.model, args.device, args.codec_path, args.precision)
     with pool or contextlib.nullcontext(), _progress_bar("render", args.quiet) as bar:
         settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
         spec = TakeSpec(source="", post=post, sample_rate=rate, audio=not args.midi_only,
@@ -208,7 +211,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _ray_pool(args: argparse.Namespace) -> RayPool:
     from samuel_live.render.cluster import ModelSource, RayPool
 
-    return RayPool(args.ray or None, ModelSource.of(args.model, args.device, args.codec_path))
+    return RayPool(args.ray or None, ModelSource.of(args.model, args.device, args.codec_path,
+                                                      args.precision))
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager like tqdm itself

@@ -231,7 +231,7 @@ def convert_rate(audio: np.ndarray, rate: int, length: int | None = None, *,
 
 
 def model_summary(info: dict[str, Any]) -> dict[str, Any]:
-    return {k: info.get(k) for k in ("name", "hash", "codec", "params", "device")}
+    return {k: info.get(k) for k in ("name", "hash", "codec", "params", "device", "precision")}
 
 
 def _settings_json(settings: GenerateSettings) -> dict[str, Any]:
