@@ -30,7 +30,7 @@ class Sidecar:
     post: list[dict[str, Any]] | None  # the chain as applied (None: no post)
     loop_bars: int  # 0 = not a loop
     musical_time: dict[str, Any] | None  # bpm, beats_per_bar, beat_unit, source
-    model: dict[str, Any]  # name, hash, codec, params, device
+    model: dict[str, Any]  # name, hash, codec, params, device, precision
     timings: dict[str, float | None] = field(default_factory=dict)
     capture: dict[str, float | None] | None = None  # clocks of the newest captured frame
     job: int | None = None  # the engine's job id
