@@ -179,10 +179,8 @@ class Accompanist:
             raise InvalidArgumentError(
                 f"key {settings.key!r} needs the harmonic codec's semitone bands; this model "
                 f"uses {self.codec.name!r}: send key 'off' (or 'auto')")
-        st = self.stats
-        raw = cond.float() * torch.tensor(st.vocal_std).view(-1, 1) + \
-            torch.tensor(st.vocal_mean).view(-1, 1)
-        energy = np.maximum(np.exp(raw.numpy().astype(np.float64)) - FLOOR, 0.0)
+        raw = self.stats.denorm_vocal(cond.float().cpu()).numpy().astype(np.float64)
+        energy = np.maximum(np.exp(raw) - FLOOR, 0.0)
         key = lock_key(settings.key, energy)
         if key is None:
             return None

@@ -300,7 +300,6 @@ class Engine(LiveControls):
             return False
         job.cancel_event.set()
         self.worker.drop_cancelled()  # a queued job answers and frees its copy now
-        self.worker.queue.wake()
         return True
 
     def job(self, job_id: int) -> Job | None:

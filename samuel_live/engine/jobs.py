@@ -219,11 +219,6 @@ class JobQueue:
                 heapq.heapify(self._heap)
             return gone
 
-    def wake(self) -> None:
-        """Wake a waiting ``get`` (after a cancel, so the job is reported promptly)."""
-        with self._cond:
-            self._cond.notify_all()
-
     def close(self) -> None:
         with self._cond:
             self._closed = True

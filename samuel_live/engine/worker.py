@@ -247,10 +247,11 @@ def lower_priority() -> None:
 def huge_pages_for_arrays(enable: bool) -> bool:
     """Whether NumPy asks Linux for transparent huge pages on big arrays; returns the old value.
 
-    The engine turns it off. With THP ``defrag = madvise`` (a common default), each fresh 17 MB
-    capture copy could stall in direct compaction, and OSC acknowledgements sent meanwhile
-    arrived ~5 ms late (bench/osc_latency.py: p99 6.4 -> 3.8 ms during a generation). Where
-    NumPy has no such switch this does nothing and returns False."""
+    The engine turns it off: with THP ``defrag = madvise`` (a common default) a fresh 17 MB
+    capture copy may stall in direct compaction while OSC acknowledgements go out. In paired
+    bench/osc_latency.py runs it lowered the ack p99 a little (idle 4.6 / 4.5 -> 3.6 / 2.9 ms);
+    the large tail had another cause (cancelled jobs kept their copies). Where NumPy has no
+    such switch this does nothing and returns False."""
     for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # NumPy 2, NumPy 1
         try:
             switch = getattr(importlib.import_module(name), "_set_madvise_hugepage", None)

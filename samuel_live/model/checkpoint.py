@@ -50,6 +50,9 @@ class LatentStats:
     def norm_accomp(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self._t(self.accomp_mean, z)) / self._t(self.accomp_std, z)
 
+    def denorm_vocal(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self._t(self.vocal_std, z) + self._t(self.vocal_mean, z)
+
     def denorm_accomp(self, z: torch.Tensor) -> torch.Tensor:
         return z * self._t(self.accomp_std, z) + self._t(self.accomp_mean, z)
 
