@@ -85,14 +85,17 @@ class Accompanist:
         meta: dict[str, Any] | None = None,
         schedule: Mapping[str, Any] | None = None,
         precision: str = DEFAULT_PRECISION,
+        distilled_cfg: float | None = None,
     ) -> None:
         """``schedule``: the checkpoint's stored schedule entry, checked against the model.
-        ``precision``: see ``settings.PRECISIONS`` and ``set_precision``."""
+        ``precision``: see ``settings.PRECISIONS`` and ``set_precision``. ``distilled_cfg``:
+        the scale a guidance-distilled model learned (``CheckpointMeta.distilled_cfg``)."""
         self.meta = meta or {}
         where = f"model {self.meta.get('path') or self.meta.get('name', '')}".strip()
         self.schedule = model_schedule(model, schedule, where)
         self.model = model.to(device).eval().requires_grad_(False)
         self.codec, self.stats, self.device = codec, stats, device
+        self.distilled_cfg = distilled_cfg
         self._params = sum(p.numel() for p in self.model.parameters())  # info() is on hot paths
         self.set_precision(precision)
 
@@ -136,7 +139,8 @@ class Accompanist:
             )
         info = {"name": Path(path).stem, "path": str(path), "hash": file_hash(path),
                 **_meta_summary(meta)}
-        return cls(net, codec, meta.stats, dev, info, schedule=meta.schedule, precision=precision)
+        return cls(net, codec, meta.stats, dev, info, schedule=meta.schedule, precision=precision,
+                   distilled_cfg=meta.distilled_cfg)
 
     @classmethod
     def random(
@@ -311,7 +315,7 @@ class Accompanist:
         equal to ``known``; channels are lowered by ``cut`` in every step's estimate."""
         dev = self.device
         noise = torch.randn(known.shape, generator=gen).to(dev)
-        model_fn = guided_model_fn(self.net, cond[None].to(dev), settings.cfg)
+        model_fn = guided_model_fn(self.net, cond[None].to(dev), settings.cfg, self.distilled_cfg)
         if cut is not None:
             st = self.stats
             model_fn = locked_model_fn(model_fn, self.schedule, cut.to(dev),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -61,8 +62,12 @@ def diffusion_loss(
     weighting: str = "snr",
     min_snr_gamma: float = 5.0,
     part: tuple[int, int] | None = None,
+    target_fn: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Scalar loss for one batch of clean latents ``x0`` and vocal latents ``cond``.
+
+    ``target_fn(x_t, t, cond, cond_keep)``: distillation. The target is then that function's
+    v (a teacher's, e.g. ``guidance.distillation_target``) instead of the true v.
 
     ``part=(offset, total)``: the batch is rows ``offset:offset+len(x0)`` of a global batch of
     ``total`` (one process of a distributed run): steps, noise and dropout are drawn for the
@@ -76,8 +81,12 @@ def diffusion_loss(
     eps = torch.randn((total, *x0.shape[1:]), generator=generator, device=device,
                       dtype=x0.dtype)[rows]
     x_t = schedule.q_sample(x0, t, eps)
-    target = schedule.v_target(x0, eps, t)
     cond_keep = ~drop_mask(total, cond_drop, generator, device)[rows]
+    if target_fn is None:
+        target = schedule.v_target(x0, eps, t)
+    else:
+        with torch.no_grad():
+            target = target_fn(x_t, t, cond, cond_keep).to(x_t.dtype)
     v = model(x_t, t, cond, cond_keep)
     per_example = (v - target).pow(2).flatten(1).mean(dim=1)
     weights = loss_weights(schedule, t, weighting, min_snr_gamma).to(per_example.dtype)

@@ -70,6 +70,12 @@ class CheckpointMeta:
     )
     training: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def distilled_cfg(self) -> float | None:
+        """The guidance scale a guidance-distilled model learned (``training.distilled.cfg``,
+        see ``diffusion.guidance.distillation_target``); None for an ordinary model."""
+        return _distilled_scale(self.training)
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["format"] = FORMAT
@@ -88,6 +94,18 @@ class CheckpointMeta:
             sampler_defaults=d.get("sampler_defaults", {}),
             training=d.get("training", {}),
         )
+
+
+def _distilled_scale(training: Any) -> float | None:
+    """``training.distilled.cfg`` checked: a guidance scale in (1, 20], or None if absent."""
+    record = training.get("distilled") if isinstance(training, dict) else None
+    if record is None:
+        return None
+    scale = record.get("cfg") if isinstance(record, dict) else None
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or not 1 < scale <= 20:
+        raise ModelError(f"training.distilled.cfg must be a guidance scale above 1 and at most "
+                         f"20, got {scale!r:.40}; the .json is damaged")
+    return float(scale)
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:

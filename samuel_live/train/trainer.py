@@ -28,11 +28,13 @@ import torch
 
 from samuel_live import LATENT_FRAMES
 from samuel_live.atomic import atomic_path
-from samuel_live.device import pick_device
+from samuel_live.device import pick_device, pick_dtype
+from samuel_live.diffusion.guidance import GUIDANCE_MAX_LAMBDA, distillation_target
 from samuel_live.diffusion.loss import diffusion_loss
 from samuel_live.errors import SamuelError
 from samuel_live.model.checkpoint import (
     CheckpointMeta,
+    file_hash,
     load_checkpoint,
     save_checkpoint,
 )
@@ -82,6 +84,11 @@ class TrainConfig:
     dist_timeout_s: float = 600.0  # a distributed run ends when a process is silent this long
     export_dtype: str = "float16"
     init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
+    # Guidance distillation: learn this checkpoint's guided v (scale teacher_cfg, guidance
+    # interval included) in one conditional forward, and its unconditional v on the
+    # cond_drop rows; init defaults to the teacher.
+    teacher: str = ""
+    teacher_cfg: float = 7.0
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -178,7 +185,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.codec = manifest.get("codec", "harmonic")
         self.crops = check_window(cfg, vocal.shape[-1])
-        init = load_checkpoint(cfg.init, expect_codec=self.codec) if cfg.init else None
+        init_path = cfg.init or cfg.teacher
+        init = load_checkpoint(init_path, expect_codec=self.codec) if init_path else None
         # fine-tuning keeps the normalisation the model learned, whatever the new data's
         self.stats = init[1].stats if init else stats_from_manifest(manifest)
         if val_mask is None:
@@ -191,7 +199,9 @@ class Trainer:
         self.model_cfg = UNetConfig.from_dict({**UNetConfig().to_dict(), **cfg.model})
         self.model = SamuelUNet(self.model_cfg).to(self.device)
         if init:
-            self._load_init(cfg.init, *init)
+            self._load_init(init_path, *init)
+        self.teacher, self.distilled, self.sampler_defaults = (
+            self._load_teacher() if cfg.teacher else (None, {}, None))
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.net = dd.wrap(self.model, self.world, self.device)  # what the step trains through
         self.order = WindowOrder(self.train.vocal.shape[0], cfg.seed)
@@ -218,6 +228,32 @@ class Trainer:
         if not same:
             raise SamuelError(f"init checkpoint {path} has another architecture than [model]")
         self.model.load_state_dict(state)
+
+    def _load_teacher(self) -> tuple[SamuelUNet, dict[str, Any], dict[str, Any]]:
+        """The frozen teacher of guidance distillation (in the dtype generation would use),
+        what the export records about it, and the student's sampler defaults."""
+        cfg = self.cfg
+        if not 1.0 < cfg.teacher_cfg <= 20.0:
+            raise SamuelError(f"teacher_cfg must be above 1 and at most 20 (a guided scale), "
+                              f"got {cfg.teacher_cfg}")
+        state, meta = load_checkpoint(cfg.teacher, expect_codec=self.codec)
+        if UNetConfig.from_dict(meta.model) != self.model_cfg or meta.stats != self.stats:
+            raise SamuelError(f"teacher {cfg.teacher} has another architecture or latent "
+                              "normalisation than the student; distil into the same [model]")
+        net = SamuelUNet(self.model_cfg)
+        net.load_state_dict(state)
+        net = net.to(self.device).eval().requires_grad_(False)
+        teacher = net.inference_copy(pick_dtype("auto", self.device))
+        record = {"teacher": cfg.teacher, "teacher_hash": file_hash(cfg.teacher),
+                  "cfg": cfg.teacher_cfg, "max_lambda": GUIDANCE_MAX_LAMBDA}
+        # the student samples as its teacher does, at the scale it learned
+        return teacher, record, {**meta.sampler_defaults, "cfg": cfg.teacher_cfg}
+
+    def _target(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                keep: torch.Tensor) -> torch.Tensor:
+        """The teacher's v (guided where the vocal is kept): the distillation target."""
+        assert self.teacher is not None
+        return distillation_target(self.teacher, x_t, t, cond, keep, self.cfg.teacher_cfg).float()
 
     # --- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -276,9 +312,11 @@ class Trainer:
             codec=self.codec,
             stats=self.stats,
             schedule=schedule_entry(self.model),
+            **({"sampler_defaults": self.sampler_defaults} if self.sampler_defaults else {}),
             training={
                 "step": self.step,
                 "best_val_loss": self.best_val,
+                **({"distilled": self.distilled} if self.distilled else {}),
                 **(extra or {}),
                 "config": asdict(self.cfg),
             },
@@ -315,6 +353,7 @@ class Trainer:
                 weighting=weighting or self.cfg.weighting,
                 min_snr_gamma=self.cfg.min_snr_gamma,
                 part=part,
+                target_fn=self._target if self.teacher is not None else None,
             )
 
     @torch.no_grad()
