@@ -180,7 +180,7 @@ def test_models_lists_name_parameters_codec_size_and_hash(capsys):
     assert row == {"name": "starter", "parameters": n, "codec": "harmonic",
                    "bytes": starter.stat().st_size, "hash": file_hash(starter)}
     assert main(["models", "-v"]) == 0
-    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("starter"))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("starter "))
     assert line.split() == ["starter", f"{n / 1e6:.2f}M", "harmonic",
                             f"{starter.stat().st_size / 1e6:.1f}", "MB", file_hash(starter)]
 
