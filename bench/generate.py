@@ -4,16 +4,19 @@ fraction of this machine's own bf16 matmul rate (measured in the same run).
     python bench/generate.py                          # shipped defaults + 10 + 8 steps, fp32/bf16
     python bench/generate.py --steps 15 6 4 --precisions bfloat16 --repeats 5
     python bench/generate.py --random-default-width   # the paper's ~15.5M model, random weights
+    python bench/generate.py --model samuel_live/models/starter-teacher samuel_live/models/starter
     python bench/generate.py --device cuda --steps 25 800
 
-Each row is one (sampler, steps, precision). The rows run interleaved, ``--repeats`` rounds, so
-load from other jobs on a shared box hits every row alike; medians are printed with the
+Each row is one (model, sampler, steps, precision). The rows run interleaved, ``--repeats``
+rounds, so load from other jobs on a shared box hits every row alike (several ``--model``s
+give paired before/after figures); medians are printed with the
 [min, max] of the rounds. End to end = accompany_latent (encode + sample) + decode + post
 chain; the encode, decode and post columns are timed separately on the same round.
 "forwards" counts the U-Net's batch items per clip (2 per guided step, 1 per step below the
-guidance interval). GFLOP/s is those forwards' FLOPs (FlopCounterMode, at batch 1) over the
-sampling time (end to end less encode, decode and post); "of bf16 peak" divides it by the
-2048 x 2048 bf16 matmul rate measured before and after the rows (median of both).
+guidance interval and per step of a guidance-distilled model at its own cfg). GFLOP/s is
+those forwards' FLOPs (FlopCounterMode, at batch 1) over the sampling time (end to end less
+encode, decode and post); "of bf16 peak" divides it by the 2048 x 2048 bf16 matmul rate
+measured before and after the rows (median of both).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from samuel_live import LATENT_FRAMES, SAMPLE_RATE, WINDOW_SAMPLES
 from samuel_live.config import PostSection
-from samuel_live.device import cpu_has_fast_bf16
+from samuel_live.device import NUMPY_BLAS_THREADS, cpu_has_fast_bf16, limit_numpy_blas
 from samuel_live.model.unet import UNetConfig
 from samuel_live.pipeline import STARTER_MODEL, Accompanist
 from samuel_live.post.chain import build_chain
@@ -128,72 +131,91 @@ def _fmt(values: list[float]) -> str:
     return f"{median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
+def _load(model: str | None, device: str) -> Accompanist:
+    if model == "random-default-width" or not (model or STARTER_MODEL.exists()):
+        return Accompanist.random(UNetConfig(), device=device)
+    return Accompanist.load(model, device=device)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="checkpoint; default: the starter model")
+    ap.add_argument("--model", nargs="+", default=[None],
+                    help="checkpoint(s); several run interleaved (paired before/after); "
+                         "default: the starter model")
     ap.add_argument("--random-default-width", action="store_true",
                     help="the paper-width model (UNetConfig defaults) with random weights")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--samplers", nargs="+", help="default: the checkpoint's sampler")
     ap.add_argument("--steps", nargs="+", type=int,
                     help="default: the checkpoint's steps, then 10 and 8")
-    ap.add_argument("--cfg", type=float, help="default: the checkpoint's cfg")
+    ap.add_argument("--cfg", type=float, help="default: each checkpoint's cfg")
     ap.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
                     choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--blas-threads", type=int, default=NUMPY_BLAS_THREADS,
+                    help="NumPy's BLAS threads; the CLI and the engine use %(default)s")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.random_default_width or not (args.model or STARTER_MODEL.exists()):
-        acc = Accompanist.random(UNetConfig(), device=args.device)
-    else:
-        acc = Accompanist.load(args.model, device=args.device)
-    info = acc.info()
-    defaults = info.get("sampler_defaults") or {}
-    samplers = args.samplers or [defaults.get("sampler", "dpmpp_2m")]
-    steps_list = args.steps or list(dict.fromkeys([int(defaults.get("steps", 15)), 10, 8]))
-    cfg = args.cfg if args.cfg is not None else float(defaults.get("cfg", 3.0))
+    limit_numpy_blas(args.blas_threads)
+    names = ["random-default-width"] if args.random_default_width else args.model
+    loaded = [_load(name, args.device) for name in names]
+    models = {acc.info()["name"]: acc for acc in loaded}
     cpu = platform.processor() or platform.machine()
-    print(f"machine: {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"native bf16 CPU: {cpu_has_fast_bf16()}")
-    print(f"model {info['name']} ({info['params'] / 1e6:.2f}M params), device {acc.device}, "
-          f"cfg {cfg:g}, {args.repeats} interleaved rounds")
-    per_item = forward_gflops(acc, 1)
-    print(f"U-Net forward: {per_item:.2f} GFLOP at batch 1; a guided step runs batch 2, a step "
-          "below the guidance interval batch 1")
-    peaks = {dt: [matmul_gflops(dt, acc.device)] for dt in (torch.float32, torch.bfloat16)}
+    print(f"machine: {cpu}, {torch.get_num_threads()} torch threads, {args.blas_threads} NumPy "
+          f"BLAS threads, torch {torch.__version__}, native bf16 CPU: {cpu_has_fast_bf16()}")
     vocal = synthetic_vocal(WINDOW_SAMPLES / SAMPLE_RATE)
     clip = WINDOW_SAMPLES / SAMPLE_RATE
     chain = build_chain(PostSection())
-    rows = [(s, n, p) for s in samplers for n in steps_list for p in args.precisions]
-    for p in args.precisions:  # warm-up: first-call allocations and oneDNN kernel choice
-        acc.set_precision(p)
-        acc.accompany(vocal[:, : SAMPLE_RATE * 2], GenerateSettings(steps=2, cfg=cfg))
-    results: dict[tuple[str, int, str], list[dict[str, float]]] = {r: [] for r in rows}
-    items = {(sm, n): forwards_per_clip(acc, vocal[:, : SAMPLE_RATE * 2],
-                                        GenerateSettings(sampler=sm, steps=n, cfg=cfg))
-             for sm in samplers for n in steps_list}
+    rows, items, gflop = [], {}, {}
+    for label, acc in models.items():
+        info = acc.info()
+        defaults = info.get("sampler_defaults") or {}
+        samplers = args.samplers or [defaults.get("sampler", "dpmpp_2m")]
+        steps_list = args.steps or list(dict.fromkeys([int(defaults.get("steps", 15)), 10, 8]))
+        cfg = args.cfg if args.cfg is not None else float(defaults.get("cfg", 3.0))
+        distilled = "" if acc.distilled_cfg is None else f", guidance-distilled at cfg " \
+            f"{acc.distilled_cfg:g}"
+        gflop[label] = forward_gflops(acc, 1)
+        print(f"model {info['name']} ({info['params'] / 1e6:.2f}M params{distilled}), device "
+              f"{acc.device}, cfg {cfg:g}; U-Net forward {gflop[label]:.2f} GFLOP at batch 1")
+        for p in args.precisions:  # warm-up: first-call allocations and oneDNN kernel choice
+            acc.set_precision(p)
+            acc.accompany(vocal[:, : SAMPLE_RATE * 2], GenerateSettings(steps=2, cfg=cfg))
+        for sm in samplers:
+            for n in steps_list:
+                s = GenerateSettings(sampler=sm, steps=n, cfg=cfg, seed=0)
+                items[(label, s)] = forwards_per_clip(acc, vocal[:, : SAMPLE_RATE * 2], s)
+                rows += [(label, s, p) for p in args.precisions]
+    print(f"{args.repeats} interleaved rounds; a guided step runs batch 2, a step below the "
+          "guidance interval (or of a guidance-distilled model at its cfg) batch 1")
+    peaks = {dt: [matmul_gflops(dt, torch.device(args.device if args.device != "auto" else
+                                                 next(iter(models.values())).device))]
+             for dt in (torch.float32, torch.bfloat16)}
+    results: dict[tuple, list[dict[str, float]]] = {r: [] for r in rows}
     for _ in range(args.repeats):
-        for sampler, steps, precision in rows:
+        for label, s, precision in rows:
+            acc = models[label]
             acc.set_precision(precision)
-            s = GenerateSettings(sampler=sampler, steps=steps, cfg=cfg, seed=0)
-            results[(sampler, steps, precision)].append(one_clip(acc, vocal, s, chain))
+            results[(label, s, precision)].append(one_clip(acc, vocal, s, chain))
+    device = next(iter(models.values())).device
     for dt in peaks:
-        peaks[dt].append(matmul_gflops(dt, acc.device))
+        peaks[dt].append(matmul_gflops(dt, device))
     fp32_peak, bf16_peak = median(peaks[torch.float32]), median(peaks[torch.bfloat16])
     print(f"2048^3 matmul: float32 {fp32_peak:.0f} GFLOP/s, bfloat16 {bf16_peak:.0f} GFLOP/s "
           f"(before/after: {', '.join(f'{v:.0f}' for v in peaks[torch.bfloat16])})")
     print(f"one {clip:.2f} s clip; seconds as median [min, max] of the rounds")
-    print(f"{'sampler':<16}{'steps':>5} {'forwards':>8} {'precision':<9} {'end-to-end s':>22} "
-          f"{'sample s':>22} {'encode':>7} {'decode':>7} {'post':>6} {'GFLOP/s':>8} "
-          f"{'of bf16':>8} {'x RT':>6}")
-    for (sampler, steps, precision), runs in results.items():
+    print(f"{'model':<14}{'sampler':<16}{'steps':>5} {'cfg':>4} {'forwards':>8} "
+          f"{'precision':<9} {'end-to-end s':>22} {'sample s':>22} {'encode':>7} {'decode':>7} "
+          f"{'post':>6} {'GFLOP/s':>8} {'of bf16':>8} {'x RT':>6}")
+    for (label, s, precision), runs in results.items():
         total = [r["total"] for r in runs]
         sample_s = [r["sample"] for r in runs]
-        gflops = per_item * items[(sampler, steps)] / median(sample_s)
-        print(f"{sampler:<16}{steps:>5} {items[(sampler, steps)]:>8} {precision:<9} "
+        n = items[(label, s)]
+        gflops = gflop[label] * n / median(sample_s)
+        print(f"{label[:13]:<14}{s.sampler:<16}{s.steps:>5} {s.cfg:>4g} {n:>8} {precision:<9} "
               f"{_fmt(total):>22} {_fmt(sample_s):>22} "
               f"{median(r['encode'] for r in runs):>7.3f} "
               f"{median(r['decode'] for r in runs):>7.3f} {median(r['post'] for r in runs):>6.3f} "

@@ -31,6 +31,7 @@ from quality_sets import SETS, EvalSet, find_pairs, table  # bench/ is on sys.pa
 from samuel_live import SAMPLE_RATE
 from samuel_live.audio.io import read_audio
 from samuel_live.codec.harmonic import HarmonicCodec
+from samuel_live.device import limit_numpy_blas
 from samuel_live.pipeline import Accompanist
 from samuel_live.render.instrument import Instrument, render_notes
 from samuel_live.render.notes import notes_from_latent
@@ -171,6 +172,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write every clip's scores here")
     ap.add_argument("--report", type=Path, help="print the tables of a --json file, run nothing")
     args = ap.parse_args()
+    limit_numpy_blas()  # as the CLI and the engine run
     if args.report:
         return report(args.report)
 

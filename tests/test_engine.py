@@ -588,22 +588,36 @@ def test_submit_imports_nothing(tmp_path: Path) -> None:
     assert out.stdout.strip() == ""
 
 
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
 def test_engine_keeps_numpy_off_huge_pages_while_it_runs(tmp_path: Path) -> None:
     """Fresh huge pages for each 17 MB capture copy stalled OSC acks ~5 ms (THP direct
-    compaction); the engine turns NumPy's MADV_HUGEPAGE off while it runs and restores it."""
+    compaction); the engine turns NumPy's MADV_HUGEPAGE off while it runs and restores it.
+    NumPy's BLAS runs one thread while the engine runs (a second one spins against torch's
+    threads after every codec product) and gets its thread count back at close."""
     if not hasattr(pytest.importorskip("numpy._core.multiarray"), "_set_madvise_hugepage"):
         pytest.skip("this NumPy has no huge-page switch")
+    from threadpoolctl import threadpool_limits
+
+    from samuel_live.device import NUMPY_BLAS_THREADS
     from samuel_live.engine.worker import huge_pages_for_arrays
 
     before = huge_pages_for_arrays(True)
     try:
-        eng, _ = unstarted_engine(tmp_path)
-        eng.start()
-        try:
-            assert huge_pages_for_arrays(False) is False  # off while the engine runs
-        finally:
-            eng.close()
-        assert huge_pages_for_arrays(True) is True  # close() put back what it found
+        with threadpool_limits(2, user_api="blas"):
+            eng, _ = unstarted_engine(tmp_path)
+            eng.start()
+            try:
+                assert huge_pages_for_arrays(False) is False  # off while the engine runs
+                assert _blas_threads() == {NUMPY_BLAS_THREADS}
+            finally:
+                eng.close()
+            assert huge_pages_for_arrays(True) is True  # close() put back what it found
+            assert _blas_threads() == {2}
     finally:
         huge_pages_for_arrays(before)
 
@@ -633,7 +647,7 @@ def test_a_failed_start_gives_numpy_its_huge_page_setting_back(tmp_path: Path) -
         pytest.skip("this NumPy has no huge-page switch")
     from samuel_live.engine.worker import huge_pages_for_arrays
 
-    before = huge_pages_for_arrays(True)
+    before, blas = huge_pages_for_arrays(True), _blas_threads()
     try:
         eng = Engine(make_config(tmp_path), accompanist=Accompanist.random(TINY),
                      capture=_BrokenCapture(), warm_up=False)
@@ -641,5 +655,6 @@ def test_a_failed_start_gives_numpy_its_huge_page_setting_back(tmp_path: Path) -
             with pytest.raises(AudioInputError, match="no such input"):
                 eng.start()
             assert huge_pages_for_arrays(True) is True
+            assert _blas_threads() == blas
     finally:
         huge_pages_for_arrays(before)

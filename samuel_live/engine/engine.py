@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from samuel_live.engine.jobs import GenerateRequest, Job, JobStatus, Source
 from samuel_live.engine.models import ModelSlot
 from samuel_live.engine.paths import input_path, model_path, output_path
 from samuel_live.engine.transport import Playback, Transport
-from samuel_live.engine.worker import Worker, huge_pages_for_arrays, set_torch_threads
+from samuel_live.engine.worker import Worker, engine_process_settings, set_torch_threads
 from samuel_live.errors import AudioInputError, InvalidArgumentError, ModelError, SamuelError
 from samuel_live.pipeline import STARTER_MODEL
 from samuel_live.post.spec import check_post, preset_effects
@@ -79,7 +80,7 @@ class Engine(LiveControls):
         self._lock = threading.RLock()
         self.transport = Transport()
         self._stopping = threading.Event()
-        self._huge_pages: bool | None = None  # NumPy's setting before start(), restored by close()
+        self._restore: Callable[[], None] | None = None  # undoes start()'s process settings
         self._rate = check_sample_rate(config.render.sample_rate or SAMPLE_RATE)
         self.worker = Worker(self.events, self.models, self.threads, self.folder,
                              config.render.bit_depth,
@@ -91,8 +92,9 @@ class Engine(LiveControls):
         if self.worker.started:
             return self
         set_torch_threads(self.threads)
-        if self._huge_pages is None:  # a retried start() must not record its own setting
-            self._huge_pages = huge_pages_for_arrays(False)
+        if self._restore is None:  # a retried start() must not record its own settings
+            self._restore = engine_process_settings()
+        restore = self._restore
         try:
             if self.models.current is None:
                 self.models.load_now(self.config.model.path or None)
@@ -102,9 +104,9 @@ class Engine(LiveControls):
                 self.capture = self._open_capture()
             elif hasattr(self.capture, "start"):
                 self.capture.start()
-        except BaseException:  # not started: NumPy gets its setting back
-            huge_pages_for_arrays(self._huge_pages)
-            self._huge_pages = None
+        except BaseException:  # not started: NumPy gets its settings back
+            restore()
+            self._restore = None
             raise
         self._stopping.clear()
         self.worker.start()
@@ -115,9 +117,9 @@ class Engine(LiveControls):
         job is answered (cancelled) before this returns."""
         self._stopping.set()
         self.worker.stop()
-        if self._huge_pages is not None:
-            huge_pages_for_arrays(self._huge_pages)
-            self._huge_pages = None
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
         with self._lock:
             stranded = [j for j in self._jobs.values() if not j.status.finished]
         for job in stranded:  # every request gets an answer, even at shutdown

@@ -244,6 +244,22 @@ def lower_priority() -> None:
         pass
 
 
+def engine_process_settings() -> Callable[[], None]:
+    """Apply the process-wide settings the engine runs under: NumPy without transparent huge
+    pages on big arrays (``huge_pages_for_arrays``) and NumPy's BLAS on
+    ``device.NUMPY_BLAS_THREADS``. Returns the function that puts the previous ones back."""
+    from samuel_live.device import limit_numpy_blas
+
+    huge_pages = huge_pages_for_arrays(False)
+    restore_blas = limit_numpy_blas()
+
+    def restore() -> None:
+        restore_blas()
+        huge_pages_for_arrays(huge_pages)
+
+    return restore
+
+
 def huge_pages_for_arrays(enable: bool) -> bool:
     """Whether NumPy asks Linux for transparent huge pages on big arrays; returns the old value.
 

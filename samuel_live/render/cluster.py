@@ -67,9 +67,11 @@ class StemWorker:
     def __init__(self, source: ModelSource, threads: int) -> None:
         import torch
 
+        from samuel_live.device import limit_numpy_blas
         from samuel_live.pipeline import Accompanist
 
         torch.set_num_threads(threads)
+        limit_numpy_blas()
         self.model = Accompanist.load(source.path, source.device, source.codec_path,
                                       source.precision)
         self.cache: dict[Path, Any] = {}

@@ -132,6 +132,7 @@ def _loop(args: argparse.Namespace) -> tuple[LoopSpec | None, object]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from samuel_live.audio.io import read_audio
+    from samuel_live.device import limit_numpy_blas
     from samuel_live.pipeline import Accompanist
     from samuel_live.render.output import write_result
     from samuel_live.render.take import render_take
@@ -157,6 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--start {args.start} s is past the end of {args.vocal} "
                           f"({vocal.shape[1] / SAMPLE_RATE:.2f} s)")
     vocal = vocal[:, start:stop]
+    limit_numpy_blas()  # this process only generates from here on
     acc = Accompanist.load(args.model, args.device, args.codec_path, args.precision)
     settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
     spec = TakeSpec(source=f"file:{Path(args.vocal).resolve()}", post=post, loop=loop,
@@ -173,6 +175,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from samuel_live.device import limit_numpy_blas
     from samuel_live.pipeline import Accompanist
     from samuel_live.render.batch import find_takes, plan, render
 
@@ -191,6 +194,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                           f"(files inside --out {out} are never takes)")
     jobs = plan(takes, args.variations, args.seed, out, "mid" if args.midi_only else args.format)
     pool = _ray_pool(args) if args.ray is not None else None  # Ray actors load the model
+    limit_numpy_blas()  # this process only renders from here on
     acc = pool or Accompanist.load(args.model, args.device, args.codec_path, args.precision)
     with pool or contextlib.nullcontext(), _progress_bar("render", args.quiet) as bar:
         settings = resolve_settings(request, checkpoint=acc.info().get("sampler_defaults"))
