@@ -230,16 +230,20 @@ class HarmonicCodec:
         amp = np.maximum(np.exp(z.astype(np.float64)) - FLOOR, 0.0).T
         if self.clean is not None:
             amp = clean_amplitudes(amp, self.clean)
+        # Bands silent in every frame add nothing: leave their rows out of the product (the
+        # clean decode keeps about half the bands of a generated clip).
+        bands = np.flatnonzero(amp.any(axis=0))
+        rows = (bands[None, :] + LATENT_CHANNELS * np.arange(4)[:, None]).reshape(-1)
         # Hold the edge amplitudes so segments run from centre(-1) to centre(frames).
-        amp = np.concatenate([amp[:1], amp, amp[-1:]], axis=0)
+        amp = np.concatenate([amp[:1], amp, amp[-1:]], axis=0)[:, bands]
         starts = (np.arange(frames + 1) - 1) * HOP + HOP // 2
-        phase = np.mod(np.outer(starts, self._omega), 2.0 * np.pi)
+        phase = np.mod(np.outer(starts, self._omega[bands]), 2.0 * np.pi)
         sin0, cos0 = np.sin(phase), np.cos(phase)
         # sin(phi + w j) = sin(phi) cos(w j) + cos(phi) sin(w j)
         coeffs = np.concatenate(
             [amp[:-1] * sin0, amp[:-1] * cos0, amp[1:] * sin0, amp[1:] * cos0], axis=1
         ).astype(np.float32)
-        signal = (coeffs @ self._tables).reshape(-1)
+        signal = (coeffs @ self._tables[rows]).reshape(-1)
         mono = signal[HOP // 2 : HOP // 2 + frames * HOP]
         return np.stack([mono, mono])
 
