@@ -144,7 +144,8 @@ def main() -> None:
                     help="checkpoint(s); several run interleaved (paired before/after); "
                          "default: the starter model")
     ap.add_argument("--random-default-width", action="store_true",
-                    help="the paper-width model (UNetConfig defaults) with random weights")
+                    help="the paper-width model (UNetConfig defaults) with random weights "
+                         "(instead of --model)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--samplers", nargs="+", help="default: the checkpoint's sampler")
     ap.add_argument("--steps", nargs="+", type=int,
@@ -161,8 +162,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     limit_numpy_blas(args.blas_threads)
     names = ["random-default-width"] if args.random_default_width else args.model
-    loaded = [_load(name, args.device) for name in names]
-    models = {acc.info()["name"]: acc for acc in loaded}
+    models: dict[str, Accompanist] = {}
+    for name in names:  # labelled by file stem, numbered where two stems are the same
+        acc = _load(name, args.device)
+        stem = label = acc.info()["name"]
+        while label in models:
+            label = f"{stem}#{len(models) + 1}"
+        models[label] = acc
     cpu = platform.processor() or platform.machine()
     print(f"machine: {cpu}, {torch.get_num_threads()} torch threads, {args.blas_threads} NumPy "
           f"BLAS threads, torch {torch.__version__}, native bf16 CPU: {cpu_has_fast_bf16()}")

@@ -70,8 +70,23 @@ take ~15 ms more, sampling ~90 ms less."""
 
 
 def limit_numpy_blas(threads: int = NUMPY_BLAS_THREADS) -> Callable[[], None]:
-    """Set NumPy's and SciPy's BLAS thread pools to ``threads`` (OpenBLAS or MKL, through
-    threadpoolctl); returns the function that restores the previous counts."""
+    """Set the BLAS thread pools NumPy and SciPy load (OpenBLAS or MKL, found through
+    threadpoolctl) to ``threads``; returns the function that restores the previous counts. A
+    BLAS shipped inside torch (a shared MKL in some builds) is left alone: torch's own thread
+    count is ``torch.set_num_threads``'s."""
+    from pathlib import Path
+
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController().limit(limits=threads, user_api="blas").restore_original_limits
+    torch_dir = Path(torch.__file__).resolve().parent
+    libs = [lib for lib in ThreadpoolController().select(user_api="blas").lib_controllers
+            if torch_dir not in Path(lib.filepath).resolve().parents]
+    before = [(lib, lib.num_threads) for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(threads)
+
+    def restore() -> None:
+        for lib, count in before:
+            lib.set_num_threads(count)
+
+    return restore

@@ -175,3 +175,27 @@ def test_a_damaged_distillation_record_is_refused_at_load(tmp_path, teacher) -> 
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="distilled.cfg"):
         Accompanist.load(tmp_path / "model.safetensors", device="cpu")
+
+
+def test_a_distilled_model_is_neither_a_teacher_nor_an_init_without_one(tmp_path, teacher):
+    """Guiding a distilled model again would compound the scale, and fine-tuning it towards
+    the true v would leave a half-guided branch that sampling guides once more."""
+    from samuel_live.errors import SamuelError
+
+    data = _data()
+    student = Trainer(_cfg(tmp_path / "s", teacher=teacher, teacher_cfg=4.0), *data)
+    path = str(student.export())
+    with pytest.raises(SamuelError, match="itself guidance-distilled"):
+        Trainer(_cfg(tmp_path / "a", teacher=path), *data)
+    with pytest.raises(SamuelError, match="is guidance-distilled"):
+        Trainer(_cfg(tmp_path / "b", init=path), *data)
+
+
+def test_a_distilled_model_from_another_guidance_interval_is_refused(tmp_path, teacher):
+    student = Trainer(_cfg(tmp_path / "s", teacher=teacher, teacher_cfg=4.0), *_data())
+    weights, meta_path = checkpoint_paths(student.export())
+    meta = json.loads(meta_path.read_text())
+    meta["training"]["distilled"]["max_lambda"] = 4.0
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="distil it again"):
+        Accompanist.load(weights, device="cpu")

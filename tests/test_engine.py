@@ -622,6 +622,23 @@ def test_engine_keeps_numpy_off_huge_pages_while_it_runs(tmp_path: Path) -> None
         huge_pages_for_arrays(before)
 
 
+def test_process_settings_hold_until_the_last_engine_lets_go() -> None:
+    """Two engines in one process: the first to close must not give NumPy its BLAS threads
+    back while the second still generates; a release counts once."""
+    from threadpoolctl import threadpool_limits
+
+    from samuel_live.device import NUMPY_BLAS_THREADS
+    from samuel_live.engine.worker import engine_process_settings
+
+    with threadpool_limits(2, user_api="blas"):
+        first, second = engine_process_settings(), engine_process_settings()
+        first()
+        first()
+        assert _blas_threads() == {NUMPY_BLAS_THREADS}
+        second()
+        assert _blas_threads() == {2}
+
+
 def test_a_job_is_finished_once(engine: tuple[Engine, Recorder]) -> None:
     """Two threads may settle the same job (a cancel from the network thread while
     ``Engine.close`` answers the queue): the first answer stands, and only one is sent."""

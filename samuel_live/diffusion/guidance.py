@@ -32,7 +32,8 @@ def guided_model_fn(
     """v = v_uncond + scale * (v_cond - v_uncond), both branches in one batched forward.
 
     Scale 1 runs only the conditional branch and scale 0 only the unconditional one (the
-    learned null vocal), so neither pays for a branch whose weight is zero; steps whose noise
+    learned null vocal), so neither pays for a branch whose weight is zero (for a distilled
+    model: its own scale and 0, see below); steps whose noise
     is below ``GUIDANCE_MAX_LAMBDA`` run the conditional branch alone. Everything that
     depends on the vocal alone (encoder, cross-attention keys and values) is computed here,
     once, not at every step (``SamuelUNet.prepare``). ``x`` and the returned v keep the

@@ -244,14 +244,46 @@ def lower_priority() -> None:
         pass
 
 
+_SETTINGS_LOCK = threading.Lock()
+_settings_users = 0
+_settings_restore: Callable[[], None] | None = None
+
+
 def engine_process_settings() -> Callable[[], None]:
     """Apply the process-wide settings the engine runs under: NumPy without transparent huge
     pages on big arrays (``huge_pages_for_arrays``) and NumPy's BLAS on
-    ``device.NUMPY_BLAS_THREADS``. Returns the function that puts the previous ones back."""
+    ``device.NUMPY_BLAS_THREADS``. Returns the function that releases them; the previous
+    settings come back when the last engine of the process has released its hold."""
+    global _settings_users, _settings_restore
+    with _SETTINGS_LOCK:
+        if _settings_users == 0:
+            _settings_restore = _apply_process_settings()
+        _settings_users += 1
+    released = threading.Event()
+
+    def release() -> None:
+        global _settings_users, _settings_restore
+        with _SETTINGS_LOCK:
+            if released.is_set():
+                return
+            released.set()
+            _settings_users -= 1
+            if _settings_users == 0 and _settings_restore is not None:
+                _settings_restore()
+                _settings_restore = None
+
+    return release
+
+
+def _apply_process_settings() -> Callable[[], None]:
     from samuel_live.device import limit_numpy_blas
 
     huge_pages = huge_pages_for_arrays(False)
-    restore_blas = limit_numpy_blas()
+    try:
+        restore_blas = limit_numpy_blas()
+    except BaseException:
+        huge_pages_for_arrays(huge_pages)
+        raise
 
     def restore() -> None:
         restore_blas()

@@ -105,6 +105,13 @@ def _distilled_scale(training: Any) -> float | None:
     if not isinstance(scale, int | float) or isinstance(scale, bool) or not 1 < scale <= 20:
         raise ModelError(f"training.distilled.cfg must be a guidance scale above 1 and at most "
                          f"20, got {scale!r:.40}; the .json is damaged")
+    from samuel_live.diffusion.guidance import GUIDANCE_MAX_LAMBDA
+
+    if record.get("max_lambda") != GUIDANCE_MAX_LAMBDA:
+        raise ModelError(
+            f"the model was distilled with guidance left out from half-log-SNR "
+            f"{record.get('max_lambda')!r:.20}, this version of samuel_live from "
+            f"{GUIDANCE_MAX_LAMBDA}; distil it again from its teacher")
     return float(scale)
 
 

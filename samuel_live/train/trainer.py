@@ -187,6 +187,11 @@ class Trainer:
         self.crops = check_window(cfg, vocal.shape[-1])
         init_path = cfg.init or cfg.teacher
         init = load_checkpoint(init_path, expect_codec=self.codec) if init_path else None
+        if init and init[1].distilled_cfg is not None and not cfg.teacher:
+            raise SamuelError(
+                f"init {init_path} is guidance-distilled (its conditional branch is already "
+                "guided); fine-tune the model it was distilled from (its training.distilled."
+                "teacher, e.g. samuel_live/models/starter-teacher.safetensors), then distil again")
         # fine-tuning keeps the normalisation the model learned, whatever the new data's
         self.stats = init[1].stats if init else stats_from_manifest(manifest)
         if val_mask is None:
@@ -230,13 +235,20 @@ class Trainer:
         self.model.load_state_dict(state)
 
     def _load_teacher(self) -> tuple[SamuelUNet, dict[str, Any], dict[str, Any]]:
-        """The frozen teacher of guidance distillation (in the dtype generation would use),
-        what the export records about it, and the student's sampler defaults."""
+        """The frozen teacher of guidance distillation, what the export records about it, and
+        the student's sampler defaults. The teacher runs in the dtype generation would use
+        (bfloat16 on CPUs with native bf16), so the student learns what sampling with the
+        teacher actually produces, rounding included."""
         cfg = self.cfg
         if not 1.0 < cfg.teacher_cfg <= 20.0:
             raise SamuelError(f"teacher_cfg must be above 1 and at most 20 (a guided scale), "
                               f"got {cfg.teacher_cfg}")
         state, meta = load_checkpoint(cfg.teacher, expect_codec=self.codec)
+        if meta.distilled_cfg is not None:
+            raise SamuelError(
+                f"teacher {cfg.teacher} is itself guidance-distilled, so guiding it again would "
+                "compound the scale; use the model it was distilled from (e.g. "
+                "samuel_live/models/starter-teacher.safetensors)")
         if UNetConfig.from_dict(meta.model) != self.model_cfg or meta.stats != self.stats:
             raise SamuelError(f"teacher {cfg.teacher} has another architecture or latent "
                               "normalisation than the student; distil into the same [model]")
