@@ -604,7 +604,7 @@ def test_engine_keeps_numpy_off_huge_pages_while_it_runs(tmp_path: Path) -> None
     from threadpoolctl import threadpool_limits
 
     from samuel_live.device import NUMPY_BLAS_THREADS
-    from samuel_live.engine.worker import huge_pages_for_arrays
+    from samuel_live.engine.process import huge_pages_for_arrays
 
     before = huge_pages_for_arrays(True)
     try:
@@ -628,7 +628,7 @@ def test_process_settings_hold_until_the_last_engine_lets_go() -> None:
     from threadpoolctl import threadpool_limits
 
     from samuel_live.device import NUMPY_BLAS_THREADS
-    from samuel_live.engine.worker import engine_process_settings
+    from samuel_live.engine.process import engine_process_settings
 
     with threadpool_limits(2, user_api="blas"):
         first, second = engine_process_settings(), engine_process_settings()
@@ -662,7 +662,7 @@ class _BrokenCapture:
 def test_a_failed_start_gives_numpy_its_huge_page_setting_back(tmp_path: Path) -> None:
     if not hasattr(pytest.importorskip("numpy._core.multiarray"), "_set_madvise_hugepage"):
         pytest.skip("this NumPy has no huge-page switch")
-    from samuel_live.engine.worker import huge_pages_for_arrays
+    from samuel_live.engine.process import huge_pages_for_arrays
 
     before, blas = huge_pages_for_arrays(True), _blas_threads()
     try:

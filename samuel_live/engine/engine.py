@@ -30,8 +30,9 @@ from samuel_live.engine.failures import describe_failure
 from samuel_live.engine.jobs import GenerateRequest, Job, JobStatus, Source
 from samuel_live.engine.models import ModelSlot
 from samuel_live.engine.paths import input_path, model_path, output_path
+from samuel_live.engine.process import engine_process_settings
 from samuel_live.engine.transport import Playback, Transport
-from samuel_live.engine.worker import Worker, engine_process_settings, set_torch_threads
+from samuel_live.engine.worker import Worker, set_torch_threads
 from samuel_live.errors import AudioInputError, InvalidArgumentError, ModelError, SamuelError
 from samuel_live.pipeline import STARTER_MODEL
 from samuel_live.post.spec import check_post, preset_effects

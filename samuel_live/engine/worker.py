@@ -7,7 +7,6 @@ a lower priority so network and audio threads keep their core.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import queue
@@ -242,70 +241,3 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
     except (AttributeError, OSError):  # not on this platform: run at normal priority
         pass
-
-
-_SETTINGS_LOCK = threading.Lock()
-_settings_users = 0
-_settings_restore: Callable[[], None] | None = None
-
-
-def engine_process_settings() -> Callable[[], None]:
-    """Apply the process-wide settings the engine runs under: NumPy without transparent huge
-    pages on big arrays (``huge_pages_for_arrays``) and NumPy's BLAS on
-    ``device.NUMPY_BLAS_THREADS``. Returns the function that releases them; the previous
-    settings come back when the last engine of the process has released its hold."""
-    global _settings_users, _settings_restore
-    with _SETTINGS_LOCK:
-        if _settings_users == 0:
-            _settings_restore = _apply_process_settings()
-        _settings_users += 1
-    released = threading.Event()
-
-    def release() -> None:
-        global _settings_users, _settings_restore
-        with _SETTINGS_LOCK:
-            if released.is_set():
-                return
-            released.set()
-            _settings_users -= 1
-            if _settings_users == 0 and _settings_restore is not None:
-                _settings_restore()
-                _settings_restore = None
-
-    return release
-
-
-def _apply_process_settings() -> Callable[[], None]:
-    from samuel_live.device import limit_numpy_blas
-
-    huge_pages = huge_pages_for_arrays(False)
-    try:
-        restore_blas = limit_numpy_blas()
-    except BaseException:
-        huge_pages_for_arrays(huge_pages)
-        raise
-
-    def restore() -> None:
-        restore_blas()
-        huge_pages_for_arrays(huge_pages)
-
-    return restore
-
-
-def huge_pages_for_arrays(enable: bool) -> bool:
-    """Whether NumPy asks Linux for transparent huge pages on big arrays; returns the old value.
-
-    The engine turns it off: with THP ``defrag = madvise`` (a common default) a fresh 17 MB
-    capture copy may stall in direct compaction while OSC acknowledgements go out. In paired
-    bench/osc_latency.py runs it lowered the ack p99 a little (idle 4.6 / 4.5 -> 3.6 / 2.9 ms);
-    the large tail had another cause (cancelled jobs kept their copies). Where NumPy has no
-    such switch this does nothing and returns False."""
-    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # NumPy 2, NumPy 1
-        try:
-            switch = getattr(importlib.import_module(name), "_set_madvise_hugepage", None)
-        except ImportError:
-            continue
-        if switch is not None:
-            return bool(switch(enable))
-    return False
-

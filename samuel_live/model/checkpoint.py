@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from samuel_live.atomic import atomic_path, atomic_write_bytes
+from samuel_live.diffusion.guidance import GUIDANCE_MAX_LAMBDA
 from samuel_live.errors import ModelError
 from samuel_live.model.unet import UNetConfig
 
@@ -105,8 +106,6 @@ def _distilled_scale(training: Any) -> float | None:
     if not isinstance(scale, int | float) or isinstance(scale, bool) or not 1 < scale <= 20:
         raise ModelError(f"training.distilled.cfg must be a guidance scale above 1 and at most "
                          f"20, got {scale!r:.40}; the .json is damaged")
-    from samuel_live.diffusion.guidance import GUIDANCE_MAX_LAMBDA
-
     if record.get("max_lambda") != GUIDANCE_MAX_LAMBDA:
         raise ModelError(
             f"the model was distilled with guidance left out from half-log-SNR "
